@@ -1,0 +1,150 @@
+"""The one typed configuration object, built from a YAML file plus a few environment variables.
+
+Only `pbx_service.config.load` reads files and the environment; everything else receives a
+`Config`. Every model forbids unknown keys, so a typo is an error naming its key path instead of
+a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+# Dial strings Asterisk accepts for an agent: TECH/resource, e.g. PJSIP/101, Local/101@agents,
+# PJSIP/+74951234567@trunk.
+ENDPOINT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*/[^\s/][^\s]*$")
+DID_RE = re.compile(r"^\+?[0-9]{2,20}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AriSettings(Strict):
+    url: str = Field(
+        "http://127.0.0.1:8088/ari",
+        description="Base URL of Asterisk's ARI, ending in /ari (http.conf bind address + prefix).",
+    )
+    username: str = "pbx-service"
+    password: SecretStr = Field(
+        SecretStr(""), description="ARI password; prefer the PBX_ARI_PASSWORD environment variable."
+    )
+    app: str = Field("pbx-service", description="Stasis application name used in the dialplan.")
+    ping_interval: float = Field(5.0, gt=0, description="Seconds between liveness checks.")
+    ping_timeout: float = Field(3.0, gt=0, description="Seconds a liveness check may take.")
+    reconnect_max_delay: float = Field(10.0, gt=0, description="Cap of the reconnect backoff.")
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not re.match(r"^https?://[^/\s]+(/.*)?$", value):
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8088/ari")
+        if "@" in value.split("//", 1)[1].split("/", 1)[0]:
+            raise ValueError(
+                "must not carry credentials; put the password in PBX_ARI_PASSWORD instead"
+            )
+        return value
+
+
+class DatabaseSettings(Strict):
+    url: SecretStr | None = Field(
+        None,
+        description="postgresql:// URL; prefer DATABASE_URL. Empty: an embedded PostgreSQL "
+        "(pgserver) under storage.data_dir.",
+    )
+    batch_rows: int = Field(500, ge=1, description="Call-log writer: flush at this many rows.")
+    batch_seconds: float = Field(1.0, gt=0, description="Call-log writer: flush at least this often.")
+
+
+class StorageSettings(Strict):
+    data_dir: Path | None = Field(
+        None,
+        description="Embedded PostgreSQL data and the call-log spool. Default: the user data dir.",
+    )
+
+
+class Line(Strict):
+    """One published number. All of them lead into the same flow: the one virtual line."""
+
+    did: str = Field(description="The number as Asterisk sees it in ${EXTEN} of the trunk context.")
+    label: str = Field(description='Where it is published: "website", "HR ads", ...')
+    language: str | None = Field(None, description="Prompt language for callers of this number.")
+
+    @field_validator("did")
+    @classmethod
+    def _did_digits(cls, value: str) -> str:
+        if not DID_RE.match(value):
+            raise ValueError("must be the dialled digits, optionally with a leading +")
+        return value
+
+
+class Team(Strict):
+    members: list[str] = Field(min_length=1, description="Dial strings, e.g. PJSIP/101.")
+    ring_timeout: float = Field(20.0, gt=0, le=600, description="Seconds to ring before giving up.")
+
+    @field_validator("members")
+    @classmethod
+    def _endpoints(cls, members: list[str]) -> list[str]:
+        for member in members:
+            if not ENDPOINT_RE.match(member):
+                raise ValueError(
+                    f"{member!r} is not a dial string; write TECH/resource such as PJSIP/101"
+                )
+        if len(set(members)) != len(members):
+            raise ValueError("lists a member twice")
+        return members
+
+
+class VoicemailSettings(Strict):
+    prompt: str = Field("pbx-leave-message", description="Prompt played before the beep.")
+    beep: str = "beep"
+    max_seconds: int = Field(120, ge=5, le=3600)
+    max_silence_seconds: int = Field(10, ge=0, le=600, description="0: no silence detection.")
+    finish_key: Literal["#", "*", "0", "any", "none"] = "#"
+    thanks_prompt: str = "pbx-voicemail-thanks"
+
+
+class FlowSettings(Strict):
+    greeting: str = Field("pbx-greeting", description="Prompt played after answering.")
+    please_hold: str = Field("pbx-please-hold", description="Prompt before ringing people.")
+    reception_team: str = "reception"
+    hold_music: str = Field("default", description="Music-on-hold class while the caller waits.")
+    voicemail: VoicemailSettings = VoicemailSettings()
+
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class Config(Strict):
+    ari: AriSettings = AriSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    storage: StorageSettings = StorageSettings()
+    language: str = Field("ru", description="Default prompt language.")
+    prompts_dir: Path | None = Field(None, description="Default: the shipped ivr_prompts/.")
+    lines: Annotated[list[Line], Field(min_length=1)]
+    teams: dict[str, Team] = Field(min_length=1)
+    flow: FlowSettings = FlowSettings()
+    log_level: LogLevel = "INFO"
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Config:
+        dids = [line.did for line in self.lines]
+        duplicate = {d for d in dids if dids.count(d) > 1}
+        if duplicate:
+            raise ValueError(f"lines: DID {sorted(duplicate)[0]} is listed twice; keep one entry")
+        if self.flow.reception_team not in self.teams:
+            raise ValueError(
+                f"flow.reception_team: no team named {self.flow.reception_team!r}; "
+                f"define it under teams: or use one of {sorted(self.teams)}"
+            )
+        return self
+
+    def line_for(self, did: str) -> Line | None:
+        for line in self.lines:
+            if line.did == did:
+                return line
+        return None

@@ -1,0 +1,7 @@
+"""Shared fixtures. Each area's fixtures live in tests/fixtures/<area>.py."""
+
+import pathlib
+
+pytest_plugins: list[str] = []
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
