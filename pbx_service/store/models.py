@@ -1,0 +1,103 @@
+"""SQLAlchemy models of the call log. The Alembic migrations must build exactly this schema
+(tests/store/test_migrations.py proves it)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from pbx_service.store.records import Outcome
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+OUTCOME_VALUES: tuple[str, ...] = tuple(o.value for o in Outcome)
+
+
+def outcome_check_sql() -> str:
+    """The CHECK expression on ``calls.outcome``; shared with the migration."""
+    values = ", ".join(f"'{v}'" for v in OUTCOME_VALUES)
+    return f"outcome IS NULL OR outcome IN ({values})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Call(Base):
+    """One call, latest known version (the writer upserts by ``id``)."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(Text, nullable=False)
+    linkedid: Mapped[str | None] = mapped_column(Text)
+    node: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    caller_number: Mapped[str | None] = mapped_column(Text)
+    caller_name: Mapped[str | None] = mapped_column(Text)
+    did: Mapped[str] = mapped_column(Text, nullable=False)
+    line_label: Mapped[str | None] = mapped_column(Text)
+    listed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    answered_by: Mapped[str | None] = mapped_column(Text)
+    wait_seconds: Mapped[float | None] = mapped_column(Double)
+    talk_seconds: Mapped[float | None] = mapped_column(Double)
+    recording: Mapped[str | None] = mapped_column(Text)
+    voicemail: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(Text)
+    menu_path: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")
+    )
+    # Set by the writer at submit time; an upsert never replaces a newer version with an older.
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (
+        CheckConstraint(outcome_check_sql(), name="outcome"),
+        Index("ix_calls_started_at", "started_at"),
+        # Hash, not btree: a caller number is attacker-controlled text of any length, and a
+        # btree entry over ~2.7 kB is rejected; lookups by number are equality anyway.
+        Index("ix_calls_caller_number", "caller_number", postgresql_using="hash"),
+    )
+
+
+class CallEvent(Base):
+    """One step of a call's path, stored once per ``(call_id, seq)``."""
+
+    __tablename__ = "call_events"
+
+    call_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    detail: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+
+
+metadata = Base.metadata
