@@ -2,6 +2,6 @@
 
 import pathlib
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.fixtures.database"]
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
