@@ -48,7 +48,9 @@ def parse_config(
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping of keys such as lines:, teams:")
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of keys such as lines:, teams:"
+        )
     for name, key_path in ENV_OVERRIDES.items():
         value = (environ or {}).get(name)
         if value:

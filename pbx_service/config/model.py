@@ -57,7 +57,9 @@ class DatabaseSettings(Strict):
         "(pgserver) under storage.data_dir.",
     )
     batch_rows: int = Field(500, ge=1, description="Call-log writer: flush at this many rows.")
-    batch_seconds: float = Field(1.0, gt=0, description="Call-log writer: flush at least this often.")
+    batch_seconds: float = Field(
+        1.0, gt=0, description="Call-log writer: flush at least this often."
+    )
 
 
 class StorageSettings(Strict):
@@ -100,17 +102,17 @@ class Team(Strict):
 
 
 class VoicemailSettings(Strict):
-    prompt: str = Field("pbx-leave-message", description="Prompt played before the beep.")
+    prompt: str = Field("leave-message", description="Prompt played before the beep.")
     beep: str = "beep"
     max_seconds: int = Field(120, ge=5, le=3600)
     max_silence_seconds: int = Field(10, ge=0, le=600, description="0: no silence detection.")
     finish_key: Literal["#", "*", "0", "any", "none"] = "#"
-    thanks_prompt: str = "pbx-voicemail-thanks"
+    thanks_prompt: str = "voicemail-thanks"
 
 
 class FlowSettings(Strict):
-    greeting: str = Field("pbx-greeting", description="Prompt played after answering.")
-    please_hold: str = Field("pbx-please-hold", description="Prompt before ringing people.")
+    greeting: str = Field("greeting", description="Prompt played after answering.")
+    please_hold: str = Field("please-hold", description="Prompt before ringing people.")
     reception_team: str = "reception"
     hold_music: str = Field("default", description="Music-on-hold class while the caller waits.")
     voicemail: VoicemailSettings = VoicemailSettings()

@@ -1,0 +1,474 @@
+"""One inbound call, driven by one coroutine over the call's own ordered event queue.
+
+The session owns every channel and bridge it creates; the dispatcher routes their events into
+`queue`. Decisions (who wins the ring, which outcome) are pure code in `ringing.py` and
+`outcome.py`; this module only sequences them and runs the resulting ARI commands.
+
+A caller who hangs up is a normal event at any step, never an error: ARI answers commands on a
+vanished channel with 404/409/422, which `_ari` turns into `CallerGone`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from pbx_service.ari import AriEvent, AriHTTPError, AriRest
+from pbx_service.ari.errors import AriError
+from pbx_service.calls.numbers import clean_text, to_e164
+from pbx_service.calls.outcome import CallFacts, decide_outcome
+from pbx_service.calls.ringing import (
+    BridgeWith,
+    HangupLeg,
+    Leg,
+    NobodyAnswered,
+    RingAll,
+    RingCommand,
+)
+from pbx_service.config import Config
+from pbx_service.store.records import CallRecord
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A synthetic event the application puts into each session's queue after a WebSocket gap,
+# carrying the ids of the channels and bridges that still exist.
+RESYNC_EVENT = "PbxResync"
+
+# After the caller leaves, how long to wait for the events that close the books
+# (RecordingFinished of a voicemail, ChannelDestroyed of legs).
+SETTLE_SECONDS = 2.0
+
+
+class CallerGone(Exception):
+    """The caller hung up; unwinds the flow to the bookkeeping in `run`."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallPorts:
+    """What a session needs from the daemon, passed in so the session is testable alone."""
+
+    rest: AriRest
+    config: Config
+    submit: Callable[[CallRecord], None]
+    route: Callable[[str, asyncio.Queue[AriEvent]], None]
+    unroute: Callable[[str], None]
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+def media(name: str) -> str:
+    """Our prompts live under Asterisk's sounds/<lang>/pbx/ (see ivr_prompts/README.md)."""
+    return name if ":" in name else f"sound:pbx/{name}"
+
+
+def new_id() -> str:
+    # Fixed-length random ids: ARI refuses a channelId that is a prefix of a live one.
+    return uuid.uuid4().hex
+
+
+class InboundCall:
+    def __init__(self, ports: CallPorts, start: AriEvent, *, node: str | None = None) -> None:
+        channel = start.channel
+        assert channel is not None, "StasisStart always carries a channel"
+        self.ports = ports
+        self.config = ports.config
+        self.channel_id = channel.id
+        self.queue: asyncio.Queue[AriEvent] = asyncio.Queue(maxsize=1000)
+        self.did = _did_from(start.args, channel.dialplan.exten if channel.dialplan else "")
+        line = self.config.line_for(self.did)
+        self.language = (line.language if line else None) or self.config.language
+        self.record = CallRecord(
+            id=uuid.uuid4(),
+            channel_id=channel.id,
+            linkedid=None,
+            node=node,
+            started_at=ports.clock(),
+            did=self.did,
+            line_label=line.label if line else None,
+            listed=line is not None,
+            caller_number=to_e164(channel.caller.number if channel.caller else None),
+            caller_name=clean_text(channel.caller.name if channel.caller else None),
+        )
+        self.caller_gone = False
+        self.bridge_id: str | None = None
+        self.agent_channel: str | None = None
+        self.voicemail_seconds: float | None = None
+        self.failed = False
+        self._answer_mono: float | None = None
+        self._bridged_mono: float | None = None
+        self._start_mono = time.monotonic()
+        self._step = "start"
+        self._owned: set[str] = set()
+        # Route the caller's channel now, synchronously: the next event may already be queued.
+        self.own(self.channel_id)
+
+    # ---- event plumbing -------------------------------------------------------------------
+
+    def own(self, key: str) -> None:
+        self._owned.add(key)
+        self.ports.route(key, self.queue)
+
+    def event(self, kind: str, **detail: object) -> None:
+        self.record.add_event(self.ports.clock(), kind, **detail)
+
+    async def next_event(self, timeout: float | None) -> AriEvent | None:
+        """The next event of this call, or None when `timeout` passes. Raises CallerGone when
+        the caller's channel leaves, unless the flow already knows."""
+        try:
+            if timeout is None:
+                ev = await self.queue.get()
+            else:
+                ev = await asyncio.wait_for(self.queue.get(), max(timeout, 0))
+        except TimeoutError:
+            return None
+        self._observe(ev)
+        return ev
+
+    def _observe(self, ev: AriEvent) -> None:
+        if ev.channel_id != self.channel_id:
+            if ev.type == RESYNC_EVENT and self.channel_id not in ev.raw.get("channels", ()):
+                self._caller_left("vanished during a connection gap")
+            return
+        if ev.type == "ChannelHangupRequest" and not ev.soft:
+            self._caller_left(f"hangup cause {ev.cause}")
+        elif ev.type in ("StasisEnd", "ChannelDestroyed"):
+            self._caller_left(ev.type)
+
+    def _caller_left(self, why: str) -> None:
+        if not self.caller_gone:
+            self.caller_gone = True
+            self.event("caller_hangup", step=self._step, why=why)
+
+    def _check_caller(self) -> None:
+        if self.caller_gone:
+            raise CallerGone
+
+    async def _ari(self, call: Awaitable[T]) -> T:
+        """Run an ARI command on the caller's behalf; a vanished channel means hangup."""
+        try:
+            return await call
+        except AriHTTPError as exc:
+            if exc.means_channel_gone:
+                self._caller_left(f"ARI {exc.status} {exc.message}")
+                raise CallerGone from None
+            raise
+
+    # ---- the flow -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.event("incoming", did=self.did, listed=self.record.listed)
+        self.ports.submit(self.record)
+        try:
+            await self._flow()
+        except CallerGone:
+            pass
+        except asyncio.CancelledError:
+            self.event("interrupted", step=self._step)
+            raise
+        except AriError as exc:
+            self.failed = True
+            log.error("call %s failed at %s: %s", self.record.id, self._step, exc)
+            self.event("failed", step=self._step, error=str(exc))
+            await self._hangup_quietly(self.channel_id)
+        finally:
+            await self._finish()
+
+    async def _flow(self) -> None:
+        rest = self.ports.rest
+        self._step = "answer"
+        await self._ari(rest.answer(self.channel_id))
+        self._answer_mono = time.monotonic()
+        self.event("answered_by_system")
+        self._step = "greeting"
+        await self.play([media(self.config.flow.greeting)])
+        self._step = "ring"
+        team = self.config.flow.reception_team
+        winner = await self.ring(
+            team, self.config.teams[team].members, self.config.teams[team].ring_timeout
+        )
+        if winner is not None:
+            self._step = "talk"
+            await self.talk()
+            return
+        self._step = "voicemail"
+        await self.voicemail()
+
+    async def play(self, items: Sequence[str]) -> None:
+        """Play to the caller and wait until it finishes (or the caller leaves)."""
+        self._check_caller()
+        playback_id = new_id()
+        self.own(playback_id)
+        try:
+            await self._ari(
+                self.ports.rest.play(
+                    self.channel_id, list(items), playback_id=playback_id, lang=self.language
+                )
+            )
+            while True:
+                ev = await self.next_event(None)
+                assert ev is not None
+                self._check_caller()
+                if ev.type == "PlaybackFinished" and ev.playback and ev.playback.id == playback_id:
+                    if ev.playback.state == "failed":
+                        # A missing prompt must not strand the caller; carry on without it.
+                        log.warning("prompt %s failed to play", ev.playback.media_uri)
+                        self.event("prompt_failed", media=ev.playback.media_uri)
+                    return
+        finally:
+            self.ports.unroute(playback_id)
+
+    async def ring(self, team: str, endpoints: Sequence[str], timeout: float) -> str | None:
+        """Ring every endpoint at once; bridge the first who answers. Returns the winning
+        endpoint, or None when nobody answered within `timeout`."""
+        self._check_caller()
+        rest = self.ports.rest
+        state = RingAll()
+        started = self.ports.clock()
+        with contextlib.suppress(AriHTTPError):
+            await self._ari(rest.start_moh(self.channel_id, self.config.flow.hold_music))
+        caller_id = _caller_id(self.record.caller_name, self.record.caller_number)
+        for endpoint in endpoints:
+            leg_id, other_id = new_id(), new_id()
+            self.own(leg_id)
+            self.own(other_id)
+            leg = Leg(leg_id, endpoint, self.ports.clock())
+            state.add(leg)
+            try:
+                await rest.originate(
+                    endpoint,
+                    app=self.config.ari.app,
+                    app_args=f"agent,{self.record.id}",
+                    channel_id=leg_id,
+                    other_channel_id=other_id,
+                    originator=self.channel_id,
+                    caller_id=caller_id,
+                    timeout=int(timeout) + 5,  # our own timer decides; Asterisk's is a backstop
+                )
+            except AriHTTPError as exc:
+                log.warning("cannot ring %s: %s %s", endpoint, exc.status, exc.message)
+                state.failed(leg_id, f"rejected: {exc.message}", self.ports.clock())
+        self.event("ringing", team=team, endpoints=list(endpoints))
+        deadline = time.monotonic() + timeout
+        winner: str | None = None
+        done = not state.ringing
+        try:
+            while not done:
+                ev = await self.next_event(deadline - time.monotonic())
+                now = self.ports.clock()
+                if ev is None:
+                    commands = [*state.give_up("timeout", now), NobodyAnswered()]
+                elif self.caller_gone:
+                    commands = [*state.give_up("caller_hangup", now)]
+                    done = True
+                else:
+                    commands = self._leg_event(state, ev, now)
+                for command in commands:
+                    if isinstance(command, HangupLeg):
+                        await self._hangup_quietly(command.channel_id, command.reason)
+                    elif isinstance(command, BridgeWith):
+                        winner, done = command.channel_id, True
+                    elif isinstance(command, NobodyAnswered):
+                        done = True
+        finally:
+            self.event(
+                "rung",
+                team=team,
+                rung=state.rung(),
+                seconds=(self.ports.clock() - started).total_seconds(),
+            )
+        if self.caller_gone:
+            if winner is not None:
+                await self._hangup_quietly(winner)
+            raise CallerGone
+        if winner is None:
+            return None
+        endpoint = state.legs[winner].endpoint
+        if not await self._bridge(winner, endpoint):
+            return None
+        return endpoint
+
+    def _leg_event(self, state: RingAll, ev: AriEvent, now: datetime) -> list[RingCommand]:
+        channel = ev.channel
+        if ev.type == "StasisStart" and channel and channel.id in state.legs:
+            return list(state.answered(channel.id, now))
+        if ev.type == "Dial" and ev.peer and ev.peer.id in state.legs:
+            status = ev.dialstatus or ""
+            if status in ("BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "CANCEL", "INVALIDARGS"):
+                return list(state.failed(ev.peer.id, status, now))
+            return []
+        if ev.type == "ChannelDestroyed" and channel and channel.id in state.legs:
+            return list(state.failed(channel.id, f"cause {ev.cause}", now))
+        if ev.type == RESYNC_EVENT:
+            live = set(ev.raw.get("channels", ()))
+            return [
+                command
+                for leg in state.ringing
+                if leg.channel_id not in live
+                for command in state.failed(leg.channel_id, "vanished", now)
+            ]
+        return []
+
+    async def _bridge(self, agent_channel: str, endpoint: str) -> bool:
+        """Connect caller and agent. False when the agent vanished in between."""
+        rest = self.ports.rest
+        self.agent_channel = agent_channel
+        bridge_id = new_id()
+        self.bridge_id = bridge_id
+        self.own(bridge_id)
+        with contextlib.suppress(AriHTTPError):
+            await self._ari(rest.stop_moh(self.channel_id))
+        await rest.create_bridge(bridge_id, type="mixing")
+        try:
+            await rest.add_channel(bridge_id, [self.channel_id, agent_channel])
+        except AriHTTPError as exc:
+            if not exc.means_channel_gone:
+                raise
+            await asyncio.sleep(0)  # let the hangup events that explain it arrive
+            self._drain()
+            self._check_caller()
+            self.event("agent_vanished", endpoint=endpoint)
+            self.agent_channel = None
+            return False
+        now = self.ports.clock()
+        self.record.answered_at = now
+        self.record.answered_by = endpoint
+        self._bridged_mono = time.monotonic()
+        self.record.wait_seconds = round(self._bridged_mono - self._start_mono, 3)
+        self.event("bridged", endpoint=endpoint)
+        self.ports.submit(self.record)
+        return True
+
+    def _drain(self) -> None:
+        """Observe queued events now, so a hangup already reported is known."""
+        pending: list[AriEvent] = []
+        while not self.queue.empty():
+            ev = self.queue.get_nowait()
+            self._observe(ev)
+            pending.append(ev)
+        for ev in pending:
+            self.queue.put_nowait(ev)
+
+    async def talk(self) -> None:
+        """Until either side leaves; then release the other."""
+        assert self.agent_channel is not None
+        while not self.caller_gone:
+            ev = await self.next_event(None)
+            assert ev is not None
+            agent_left = (
+                ev.channel_id == self.agent_channel
+                and ev.type in ("StasisEnd", "ChannelHangupRequest", "ChannelDestroyed")
+            ) or (ev.type == RESYNC_EVENT and self.agent_channel not in ev.raw.get("channels", ()))
+            if agent_left:
+                self.event("agent_hangup")
+                await self._hangup_quietly(self.channel_id)
+                return
+
+    async def voicemail(self) -> None:
+        rest = self.ports.rest
+        vm = self.config.flow.voicemail
+        with contextlib.suppress(AriHTTPError):
+            await self._ari(rest.stop_moh(self.channel_id))
+        await self.play([media(vm.prompt)])
+        name = f"voicemail/{self.did}/{self.record.id}"
+        self.own(name)
+        try:
+            await self._ari(
+                rest.record(
+                    self.channel_id,
+                    name,
+                    format="wav",
+                    max_duration_seconds=vm.max_seconds,
+                    max_silence_seconds=vm.max_silence_seconds or None,
+                    if_exists="overwrite",
+                    beep=True,
+                    terminate_on=vm.finish_key,
+                )
+            )
+            self.event("voicemail_started", name=name)
+            deadline: float | None = None
+            while True:
+                left = None if deadline is None else deadline - time.monotonic()
+                ev = await self.next_event(left)
+                if ev is None:
+                    break  # caller gone and Asterisk never closed the recording
+                if self.caller_gone and deadline is None:
+                    deadline = time.monotonic() + SETTLE_SECONDS
+                recording = ev.recording
+                if recording is None or recording.name != name:
+                    continue
+                if ev.type == "RecordingFinished":
+                    self.voicemail_seconds = float(recording.duration or 0)
+                    self.record.voicemail = name
+                    self.event("voicemail", name=name, seconds=self.voicemail_seconds)
+                    break
+                if ev.type == "RecordingFailed":
+                    self.event("voicemail_failed", name=name, cause=recording.cause)
+                    self.failed = True
+                    break
+        finally:
+            self.ports.unroute(name)
+        if not self.caller_gone:
+            await self.play([media(vm.thanks_prompt)])
+            await self._hangup_quietly(self.channel_id)
+
+    # ---- ending ---------------------------------------------------------------------------
+
+    async def _hangup_quietly(self, channel_id: str, reason: str = "normal") -> None:
+        try:
+            await self.ports.rest.hangup(channel_id, reason=reason)
+        except AriHTTPError as exc:
+            if not exc.means_channel_gone and exc.status != 404:
+                log.warning("hangup of %s failed: %s %s", channel_id, exc.status, exc.message)
+        except AriError as exc:
+            log.warning("hangup of %s failed: %s", channel_id, exc)
+
+    async def _finish(self) -> None:
+        rest = self.ports.rest
+        if self.agent_channel is not None:
+            await self._hangup_quietly(self.agent_channel)
+        if self.bridge_id is not None:
+            with contextlib.suppress(AriError):
+                await rest.destroy_bridge(self.bridge_id)
+        if not self.caller_gone:
+            await self._hangup_quietly(self.channel_id)
+        now = self.ports.clock()
+        self.record.ended_at = now
+        if self._bridged_mono is not None:
+            self.record.talk_seconds = round(time.monotonic() - self._bridged_mono, 3)
+        elif self.record.wait_seconds is None:
+            self.record.wait_seconds = round(time.monotonic() - self._start_mono, 3)
+        self.record.outcome = decide_outcome(
+            CallFacts(
+                answered_by=self.record.answered_by,
+                voicemail_seconds=self.voicemail_seconds,
+                failed=self.failed,
+            )
+        )
+        self.event("ended", outcome=str(self.record.outcome))
+        self.ports.submit(self.record)
+        for key in self._owned:
+            self.ports.unroute(key)
+
+
+def _did_from(args: Sequence[str], fallback: str) -> str:
+    """`Stasis(pbx-service,did=84952223344)` gives args ["did=84952223344"]."""
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key == "did" and value:
+            return clean_text(value, 32) or fallback
+    return clean_text(fallback, 32) or "unknown"
+
+
+def _caller_id(name: str | None, number: str | None) -> str | None:
+    if not number and not name:
+        return None
+    safe_name = (name or "").replace('"', "'")
+    return f'"{safe_name}" <{number or ""}>'

@@ -1,0 +1,206 @@
+"""`pbx-service`: the command line. The only module that reads argv and the environment."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pbx_service.config import Config, ConfigError, load_config
+from pbx_service.errors import PbxError
+
+log = logging.getLogger("pbx_service")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except PbxError as exc:
+        print(f"error [{exc.error_id}]: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pbx-service",
+        description="One virtual line for all published numbers, on Asterisk ARI.",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon against Asterisk")
+    run.add_argument("--config", "-c", required=True, type=Path, help="YAML config file")
+    run.set_defaults(handler=cmd_run)
+
+    demo = sub.add_parser(
+        "demo", help="simulator + daemon + embedded PostgreSQL, three scripted calls"
+    )
+    demo.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.25,
+        help="simulated time per real second (1.0 = real time)",
+    )
+    demo.set_defaults(handler=cmd_demo)
+
+    calls = sub.add_parser("calls", help="print the call log")
+    calls.add_argument("--config", "-c", type=Path, help="YAML config (for the database)")
+    calls.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    calls.add_argument("--since", help="ISO date/time, or a span such as 24h or 7d")
+    calls.set_defaults(handler=cmd_calls)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="create or migrate the schema to the latest version")
+    up.add_argument("--config", "-c", type=Path, help="YAML config (for the database)")
+    up.set_defaults(handler=cmd_db_upgrade)
+
+    cfg = sub.add_parser("config", help="configuration tools")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    check = cfg_sub.add_parser("check", help="validate a config file and exit")
+    check.add_argument("file", type=Path)
+    check.set_defaults(handler=cmd_config_check)
+    return parser
+
+
+def _load(path: Path) -> Config:
+    return load_config(path, os.environ)
+
+
+def _load_optional(path: Path | None) -> Config | None:
+    return _load(path) if path is not None else None
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    config = _load(args.file)
+    print(
+        f"{args.file}: OK — {len(config.lines)} published number(s), "
+        f"{len(config.teams)} team(s), ARI {config.ari.url} app {config.ari.app}"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pbx_service.daemon import Daemon
+
+    config = _load(args.config)
+    logging.getLogger().setLevel(config.log_level)
+
+    async def serve() -> None:
+        daemon = Daemon(config)
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        await daemon.start()
+        serve_task = asyncio.create_task(daemon.serve(), name="daemon")
+        stop_task = asyncio.create_task(stopping.wait(), name="signals")
+        try:
+            await asyncio.wait({serve_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_task.cancel()
+            await daemon.stop()
+            if serve_task.done() and not serve_task.cancelled():
+                serve_task.result()  # re-raise why the daemon died
+            serve_task.cancel()
+
+    asyncio.run(serve())
+    return 0
+
+
+async def _database_url(config: Config | None) -> tuple[str, object]:
+    from pbx_service.daemon import Database, default_data_dir
+
+    if config is None:
+        config = Config.model_validate(
+            {
+                "lines": [{"did": "0000", "label": "none"}],
+                "teams": {"reception": {"members": ["PJSIP/none"]}},
+                "database": {"url": os.environ.get("DATABASE_URL") or None},
+            }
+        )
+    data_dir = config.storage.data_dir or default_data_dir()
+    database = await Database.open(config, data_dir)
+    return database.url, database
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from pbx_service.store.migrate import upgrade
+
+    async def go() -> None:
+        url, database = await _database_url(_load_optional(args.config))
+        try:
+            await upgrade(url)
+        finally:
+            await database.close()  # type: ignore[attr-defined]
+
+    asyncio.run(go())
+    print("database schema is up to date")
+    return 0
+
+
+def parse_since(text: str | None, now: datetime | None = None) -> datetime | None:
+    """`--since`: an ISO date/time (UTC when no offset) or a span back from now (90m, 24h, 7d)."""
+    if not text:
+        return None
+    now = now or datetime.now(UTC)
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[-1:] in units and text[:-1].isdigit():
+        return now - timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise PbxError(
+            f"--since {text!r}: use an ISO date/time such as 2026-11-25T09:00 or a span "
+            "such as 90m, 24h, 7d"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def cmd_calls(args: argparse.Namespace) -> int:
+    from pbx_service.ops.calllog import render_calls
+    from pbx_service.store.migrate import upgrade
+    from pbx_service.store.queries import list_calls
+
+    since = parse_since(args.since)
+
+    async def go() -> str:
+        url, database = await _database_url(_load_optional(args.config))
+        try:
+            await upgrade(url)
+            rows = await list_calls(url, since=since)
+        finally:
+            await database.close()  # type: ignore[attr-defined]
+        return render_calls(rows, args.format)
+
+    print(asyncio.run(go()))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pbx_service.ops.demo import run_demo
+
+    return asyncio.run(run_demo(time_scale=args.time_scale))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""Wiring: builds every part from the config and supervises the background tasks.
+
+Start order matters for "no call is lost": the database and the call-log writer come up before
+the daemon connects to Asterisk, so the first call already has somewhere to be logged. Stop
+order is the reverse: stop taking events, let live calls finish (bounded), flush the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from pbx_service.ari import AriClient
+from pbx_service.calls.app import CallApplication
+from pbx_service.config import Config
+from pbx_service.errors import PbxError
+from pbx_service.store.embedded import EmbeddedPostgres, resolve_database_url
+from pbx_service.store.migrate import upgrade
+from pbx_service.store.writer import CallLogWriter
+
+log = logging.getLogger(__name__)
+
+
+class DaemonError(PbxError):
+    error_id = "daemon-failed"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("pbx-service", appauthor=False))
+
+
+@dataclass
+class Database:
+    """The PostgreSQL the daemon uses: the configured one, or an embedded one it started."""
+
+    url: str
+    embedded: EmbeddedPostgres | None
+
+    @classmethod
+    async def open(cls, config: Config, data_dir: Path) -> Database:
+        configured = config.database.url.get_secret_value() if config.database.url else None
+        # Starting an embedded server blocks for about a second: keep it off the event loop.
+        url, embedded = await asyncio.to_thread(resolve_database_url, configured, data_dir)
+        return cls(url, embedded)
+
+    async def close(self) -> None:
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.stop)
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        data_dir: Path | None = None,
+        database: Database | None = None,
+        node: str | None = None,
+    ) -> None:
+        self.config = config
+        self.data_dir = data_dir or config.storage.data_dir or default_data_dir()
+        self.node = node or socket.gethostname()
+        self._database = database
+        self._own_database = database is None
+        self.writer: CallLogWriter | None = None
+        self.client: AriClient | None = None
+        self.app: CallApplication | None = None
+        self._events_task: asyncio.Task[None] | None = None
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            raise DaemonError("the daemon is not started")
+        return self._database
+
+    async def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._database is None:
+            self._database = await Database.open(self.config, self.data_dir)
+        await upgrade(self._database.url)
+        self.writer = CallLogWriter(
+            self._database.url,
+            self.data_dir / "spool",
+            batch_rows=self.config.database.batch_rows,
+            batch_seconds=self.config.database.batch_seconds,
+        )
+        await self.writer.start()
+        ari = self.config.ari
+        self.client = AriClient(
+            ari.url,
+            ari.username,
+            ari.password.get_secret_value(),
+            ari.app,
+            ping_interval=ari.ping_interval,
+            ping_timeout=ari.ping_timeout,
+            reconnect_max_delay=ari.reconnect_max_delay,
+        )
+        await self.client.__aenter__()
+        self.app = CallApplication(
+            self.client.rest, self.config, self.writer.submit, node=self.node
+        )
+        self._events_task = asyncio.create_task(self.client.run(self.app), name="ari-events")
+        log.info("daemon started: ARI %s app %s, node %s", ari.url, ari.app, self.node)
+
+    async def wait_connected(self, timeout: float) -> None:
+        assert self.client is not None
+        await self.client.wait_connected(timeout)
+
+    async def serve(self) -> None:
+        """Run until cancelled or the events task dies (which stops the daemon loudly)."""
+        assert self._events_task is not None
+        await self._events_task
+        raise DaemonError("the ARI events task ended unexpectedly")
+
+    async def stop(self, drain_seconds: float = 5.0) -> None:
+        if self.client is not None:
+            await self.client.close()
+        if self._events_task is not None:
+            self._events_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._events_task
+        if self.app is not None:
+            await self.app.drain(drain_seconds)
+        if self.client is not None:
+            await self.client.__aexit__(None, None, None)
+        if self.writer is not None:
+            await self.writer.close()
+        if self._own_database and self._database is not None:
+            await self._database.close()
+        log.info("daemon stopped")
