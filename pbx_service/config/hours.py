@@ -244,7 +244,6 @@ def check_week(week: Sequence[Sequence[Period]]) -> None:
     reach, reach_label = 0, ""
     for start, end, label in spans:
         if start < reach and label != reach_label:
-            first, second = sorted((reach_label, label), key=lambda name: name != _owner(spans))
             raise ValueError(
                 f'"{reach_label}" overlaps "{label}"; a period past midnight must end before '
                 "the next day's first period starts"
@@ -405,16 +404,22 @@ class Schedule(_Strict):
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             close = difflib.get_close_matches(name, sorted(_zone_names()), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise ValueError(
-                f"unknown time zone {value!r}; {hint}use an IANA name such as Europe/Moscow"
-            ) from None
+            hint = f"did you mean {close[0]}?" if close else "use an IANA name like Europe/Moscow"
+            raise ValueError(f"unknown time zone {value!r}; {hint}") from None
         return name
 
     @field_validator("holidays", mode="before")
     @classmethod
     def _switch(cls, value: object) -> object:
         return _holidays_switch(value)
+
+    @field_validator("shortened", "extra_working_days", mode="before")
+    @classmethod
+    def _date_keys_as_text(cls, value: object) -> object:
+        # YAML reads unquoted 2026-12-31 as a date; as text the key path in errors reads well.
+        if isinstance(value, Mapping):
+            return {k.isoformat() if isinstance(k, date) else k: v for k, v in value.items()}
+        return value
 
     @field_validator("weekly")
     @classmethod
