@@ -1,0 +1,936 @@
+"""Replay a trace recorded from a real Asterisk 22 against the simulator and compare.
+
+For one trace file (``traces/NN_*.jsonl``, format in ``traces/README.md``) the harness:
+
+1. opens the WebSockets the trace opened (``ws_connect``: same app names and query) and closes
+   them where the trace closed them;
+2. sends the trace's REST requests in trace order (method, path, query, body), after the events
+   that preceded each request in the trace have arrived (bounded wait) and paced like the trace
+   on a clock scaled by ``time_scale`` (the simulator runs its timers on the same scale);
+3. maps ids Asterisk generated in the trace (``<epoch>.<n>`` channel ids, uuids of bridges and
+   playbacks) to the ids the simulator generated, by matching responses and events in order of
+   appearance, and rewrites later requests that use a trace id;
+4. compares: status codes, error bodies (exact ``message``/``error``), response JSON shape (field
+   names and value types, plus the values of a few fields that carry behaviour, `VALUE_KEYS`),
+   per WebSocket connection the event types in order, and each event's fields the same way.
+
+Parts a simulator cannot reproduce are skipped, all listed in `TRACE_SKIPS`, `SEGMENT_SKIPS`,
+`REQUEST_SKIPS` and `IGNORED_KINDS`; `describe_skips` renders them for the test output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import difflib
+import inspect
+import json
+import pathlib
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+
+# --------------------------------------------------------------------------------------------
+# What is skipped, and why (one place)
+# --------------------------------------------------------------------------------------------
+
+IGNORED_KINDS: Mapping[str, str] = {
+    "meta": "scenario description only",
+    "note": "annotation by the recording client; used only for request latencies",
+    "cli": "Asterisk CLI output: the simulator has no CLI",
+    "disk": "listings/headers of recording files on the Asterisk host: real media on disk",
+    "asterisk_log": "Asterisk log lines: the simulator has no log of that form",
+    "ami_connected": "AMI traffic: not ARI",
+    "ami_action": "AMI traffic: not ARI",
+    "ami_response": "AMI traffic: not ARI",
+    "ami_event": "AMI traffic: not ARI",
+    "agi_request": "FastAGI traffic: not ARI",
+    "agi_command": "FastAGI traffic: not ARI",
+}
+
+TRACE_SKIPS: Mapping[str, str] = {
+    "08": "AMI and FastAGI: the ARI part only sets up a call in [agi-test] whose behaviour is "
+    "driven by the AGI script; the simulator speaks neither AMI nor FastAGI",
+    "extra_native_cdr_records": "Asterisk's own CDR records, not an ARI exchange",
+    "extra_native_cel_records": "Asterisk's own CEL records, not an ARI exchange",
+}
+
+# (trace prefix, first seq, last seq): reason. Requests, WebSocket actions and events in the
+# range are neither replayed nor expected.
+SEGMENT_SKIPS: Mapping[tuple[str, int, int], str] = {
+    ("10", 14, 30): "ari.conf channelvars unset and res_ari reloaded: a configuration change "
+    "in the middle of the trace that the simulator cannot mirror",
+}
+
+# (trace prefix, seq): reason. One request not replayed (its response is not compared).
+REQUEST_SKIPS: Mapping[tuple[str, int], str] = {}
+
+# Per-request changes needed to reproduce what the recording client did but the trace line
+# does not show. Keys (trace prefix, seq); "auth" replaces the Basic credentials.
+REQUEST_OVERRIDES: Mapping[tuple[str, int], Mapping[str, Any]] = {
+    ("05", 127): {"auth": ("ari", "wrong-password")},
+}
+
+# Traces whose calls run concurrently: event order is compared per object (channel, bridge,
+# playback), not across the whole connection, since Asterisk interleaves calls freely there.
+PER_OBJECT_ORDER: Mapping[str, str] = {
+    "14": "three agent legs originated concurrently; their events interleave freely",
+    "16": "ten concurrent calls; events of different calls interleave freely",
+}
+
+# Fields whose *values* are compared (after id mapping), besides shapes everywhere.
+VALUE_KEYS = frozenset(
+    {
+        "type",
+        "state",
+        "cause",
+        "cause_txt",
+        "soft",
+        "dialstatus",
+        "digit",
+        "duration_ms",
+        "args",
+        "variable",
+        "eventname",
+        "media_uri",
+        "next_media_uri",
+        "target_uri",
+        "language",
+        "technology",
+        "bridge_type",
+        "bridge_class",
+        "format",
+        "message",
+        "error",
+    }
+)
+# Values never compared even under a VALUE_KEYS name (timestamps, generated text).
+_FREE_VALUE_PATHS = ("timestamp", "creationtime", "asterisk_id", "entity_id")
+
+DEFAULT_USER = "ari"
+DEFAULT_PASSWORD = "ari-secret"
+
+# --------------------------------------------------------------------------------------------
+# Trace model
+# --------------------------------------------------------------------------------------------
+
+_CHANNEL_ID = r"\d{9,11}\.\d+"
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+GENERATED_ID = re.compile(rf"(?<![\w.-])(?:{_CHANNEL_ID}|{_UUID})(?![\w.-])")
+_FULL_GENERATED = re.compile(rf"^(?:{_CHANNEL_ID}|{_UUID})$")
+# Local/100@from-trunk-0000003b;1 -> the counter differs from run to run.
+_CHANNEL_COUNTER = re.compile(r"-[0-9a-f]{8}(?=;\d$|$)")
+_ANNOUNCER_SUFFIX = re.compile(r"(ARI_MOH|ARI)-[0-9a-f-]+")
+
+DEFAULT_LATENCY = 0.001
+
+
+def is_generated_id(value: str) -> bool:
+    """True for ids Asterisk makes up (``<epoch>.<n>``, uuids), which differ per run."""
+    return bool(_FULL_GENERATED.match(value))
+
+
+def normalize_channel_name(name: str) -> str:
+    """A channel name without its per-run counter (``Local/1@ctx-<n>;2``)."""
+    return _ANNOUNCER_SUFFIX.sub(r"\1-<n>", _CHANNEL_COUNTER.sub("-<n>", name))
+
+
+@dataclasses.dataclass
+class TraceLine:
+    """One line of a trace file."""
+
+    seq: int
+    t_rel: float
+    kind: str
+    data: dict[str, Any]
+
+
+@dataclasses.dataclass
+class Trace:
+    """A parsed trace file."""
+
+    path: pathlib.Path
+    prefix: str
+    lines: list[TraceLine]
+
+    @classmethod
+    def load(cls, path: pathlib.Path) -> Trace:
+        lines: list[TraceLine] = []
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            if not raw.strip():
+                continue
+            d = json.loads(raw)
+            lines.append(TraceLine(int(d["seq"]), float(d["t_rel"]), str(d["kind"]), d))
+        return cls(path, trace_prefix(path), lines)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def trace_prefix(path: pathlib.Path) -> str:
+    """``01`` for ``01_basic_call_playback.jsonl``; the stem for the ``extra_*`` files."""
+    stem = path.stem
+    head = stem.split("_", 1)[0]
+    return head if head.isdigit() else stem
+
+
+def trace_files(traces_dir: pathlib.Path) -> list[pathlib.Path]:
+    """All ``*.jsonl`` files of the reference, sorted."""
+    return sorted(traces_dir.glob("*.jsonl"))
+
+
+def describe_skips(prefix: str | None = None) -> list[str]:
+    """Human-readable list of every skipped trace, segment, request and line kind."""
+    out: list[str] = []
+    for p, reason in TRACE_SKIPS.items():
+        if prefix is None or p == prefix:
+            out.append(f"trace {p}: skipped entirely: {reason}")
+    for (p, first, last), reason in SEGMENT_SKIPS.items():
+        if prefix is None or p == prefix:
+            out.append(f"trace {p} seq {first}-{last}: {reason}")
+    for (p, seq), reason in REQUEST_SKIPS.items():
+        if prefix is None or p == prefix:
+            out.append(f"trace {p} seq {seq}: request not replayed: {reason}")
+    if prefix is None or prefix not in TRACE_SKIPS:
+        for kind, reason in IGNORED_KINDS.items():
+            out.append(f"lines of kind {kind!r}: {reason}")
+    return out
+
+
+def _segment_skipped(prefix: str, seq: int) -> str | None:
+    for (p, first, last), reason in SEGMENT_SKIPS.items():
+        if p == prefix and first <= seq <= last:
+            return reason
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Differences
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+    """One way the replay differed from the trace."""
+
+    trace: str
+    seq: int | None
+    where: str
+    expected: str
+    got: str
+
+    def render(self) -> str:
+        at = f"seq {self.seq}" if self.seq is not None else "-"
+        return (
+            f"{self.trace} {at} {self.where}\n"
+            f"    expected: {self.expected}\n"
+            f"    got:      {self.got}"
+        )
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True) if value is not None else "null"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# Id mapping
+# --------------------------------------------------------------------------------------------
+
+
+class IdMap:
+    """Trace id -> replay id for ids Asterisk generated, learned in order of appearance."""
+
+    def __init__(self) -> None:
+        self.forward: dict[str, str] = {}
+        self.backward: dict[str, str] = {}
+        self.changed = asyncio.Event()
+
+    def compatible(self, trace_value: str, replay_value: str) -> bool:
+        if not is_generated_id(trace_value):
+            return trace_value.lower() == replay_value.lower()
+        mapped = self.forward.get(trace_value)
+        if mapped is not None:
+            return mapped == replay_value
+        back = self.backward.get(replay_value)
+        return back is None or back == trace_value
+
+    def learn(self, trace_value: str, replay_value: str) -> None:
+        if not is_generated_id(trace_value) or trace_value in self.forward:
+            return
+        if replay_value in self.backward:
+            return
+        self.forward[trace_value] = replay_value
+        self.backward[replay_value] = trace_value
+        self.changed.set()
+
+    def rewrite(self, text: str) -> str:
+        """Replace every mapped trace id inside `text`."""
+        return GENERATED_ID.sub(lambda m: self.forward.get(m.group(0), m.group(0)), text)
+
+    def unmapped(self, text: str) -> list[str]:
+        return [m for m in GENERATED_ID.findall(text) if m not in self.forward]
+
+    def to_trace(self, text: str) -> str:
+        """Replace replay ids by the trace ids they stand for (for value comparison)."""
+        return GENERATED_ID.sub(lambda m: self.backward.get(m.group(0), m.group(0)), text)
+
+    def to_trace_json(self, value: Any) -> Any:
+        """`to_trace` applied to a string or to the strings of a list."""
+        if isinstance(value, str):
+            return self.to_trace(value)
+        if isinstance(value, list):
+            return [self.to_trace_json(v) for v in value]
+        return value
+
+
+# Where ids sit in ARI objects: (path in the event/response, is the value a channel object).
+_ID_PATHS: tuple[tuple[str, ...], ...] = (
+    ("id",),
+    ("channel", "id"),
+    ("peer", "id"),
+    ("caller", "id"),
+    ("replace_channel", "id"),
+    ("bridge", "id"),
+    ("playback", "id"),
+    ("destination", "id"),
+    ("transferer_first_leg", "id"),
+    ("transferer_second_leg", "id"),
+)
+_NAME_PATHS: tuple[tuple[str, ...], ...] = (
+    ("name",),
+    ("channel", "name"),
+    ("peer", "name"),
+    ("caller", "name"),
+)
+
+
+def _get(obj: Any, path: Sequence[str]) -> Any:
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _id_pairs(expected: Any, got: Any) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for path in _ID_PATHS:
+        e, g = _get(expected, path), _get(got, path)
+        if isinstance(e, str) and isinstance(g, str):
+            pairs.append((e, g))
+    for key in ("target_uri",):
+        for obj_path in ((), ("playback",), ("recording",)):
+            e, g = _get(expected, (*obj_path, key)), _get(got, (*obj_path, key))
+            if isinstance(e, str) and isinstance(g, str):
+                _, _, e_id = e.partition(":")
+                _, _, g_id = g.partition(":")
+                if e_id and g_id:
+                    pairs.append((e_id, g_id))
+    return pairs
+
+
+def _names_compatible(expected: Any, got: Any) -> bool:
+    for path in _NAME_PATHS:
+        e, g = _get(expected, path), _get(got, path)
+        if isinstance(e, str) and isinstance(g, str) and "/" in e:
+            if normalize_channel_name(e) != normalize_channel_name(g):
+                return False
+    return True
+
+
+def learn_ids(ids: IdMap, expected: Any, got: Any) -> None:
+    """Learn id mappings from a trace object and the corresponding replay object."""
+    for e, g in _id_pairs(expected, got):
+        ids.learn(e, g)
+
+
+# --------------------------------------------------------------------------------------------
+# Comparison of JSON values
+# --------------------------------------------------------------------------------------------
+
+
+def compare_json(
+    expected: Any,
+    got: Any,
+    ids: IdMap,
+    path: str = "",
+) -> list[tuple[str, str, str]]:
+    """Differences (path, expected, got) in shape and in the values of `VALUE_KEYS`."""
+    out: list[tuple[str, str, str]] = []
+    te, tg = _type_name(expected), _type_name(got)
+    if te != tg:
+        out.append((path or "(top)", f"{te} {_short(expected, 80)}", f"{tg} {_short(got, 80)}"))
+        return out
+    if isinstance(expected, dict) and isinstance(got, dict):
+        missing = sorted(set(expected) - set(got))
+        extra = sorted(set(got) - set(expected))
+        if missing:
+            out.append((path or "(top)", f"fields {missing}", "missing"))
+        if extra:
+            out.append((path or "(top)", "absent", f"extra fields {extra}"))
+        for key in expected:
+            if key not in got:
+                continue
+            sub = f"{path}.{key}" if path else key
+            e, g = expected[key], got[key]
+            if (key in VALUE_KEYS and not isinstance(e, dict | list)) or key == "args":
+                if not _values_equal(e, g, ids):
+                    out.append((sub, _short(e, 120), _short(ids.to_trace_json(g), 120)))
+                    continue
+            out.extend(compare_json(e, g, ids, sub))
+    elif isinstance(expected, list) and isinstance(got, list):
+        if len(expected) != len(got):
+            out.append((path or "(top)", f"{len(expected)} items", f"{len(got)} items"))
+        if expected and got:
+            out.extend(compare_json(expected[0], got[0], ids, f"{path}[0]"))
+    return out
+
+
+def _values_equal(expected: Any, got: Any, ids: IdMap) -> bool:
+    if isinstance(expected, str) and isinstance(got, str):
+        if GENERATED_ID.search(expected):
+            return ids.rewrite(expected) == got or expected == ids.to_trace(got)
+        return expected == got
+    if isinstance(expected, list) and isinstance(got, list):
+        return len(expected) == len(got) and all(
+            _values_equal(e, g, ids) for e, g in zip(expected, got, strict=True)
+        )
+    return bool(expected == got) and _type_name(expected) == _type_name(got)
+
+
+# --------------------------------------------------------------------------------------------
+# Replay
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ExpectedEvent:
+    """One ``ws_event`` line of the trace, and the replay event matched to it."""
+
+    seq: int
+    t_rel: float
+    ws: str
+    event: dict[str, Any]
+    matched: dict[str, Any] | None = None
+    matched_at: float | None = None
+    missing: bool = False
+
+
+@dataclasses.dataclass
+class Received:
+    """One event the replay received."""
+
+    event: dict[str, Any]
+    at: float
+    expected: ExpectedEvent | None = None
+
+
+@dataclasses.dataclass
+class Connection:
+    """One replayed WebSocket."""
+
+    label: str
+    ws: aiohttp.ClientWebSocketResponse | None = None
+    reader: asyncio.Task[None] | None = None
+    received: list[Received] = dataclasses.field(default_factory=list)
+    expected: list[ExpectedEvent] = dataclasses.field(default_factory=list)
+    closed: bool = False
+
+
+@dataclasses.dataclass
+class Action:
+    """A step the replay performs: a REST request, or opening/closing a WebSocket."""
+
+    line: TraceLine
+    send_est: float  # trace time at which the recording client started the action
+
+
+class Replay:
+    """Replays one trace against a running ARI server at `origin` (``http://host:port``)."""
+
+    def __init__(
+        self,
+        trace: Trace,
+        origin: str,
+        *,
+        time_scale: float = 1.0,
+        grace: float = 1.0,
+        username: str = DEFAULT_USER,
+        password: str = DEFAULT_PASSWORD,
+    ) -> None:
+        self.trace = trace
+        self.origin = origin.rstrip("/")
+        self.scale = time_scale
+        self.grace = grace
+        self.username = username
+        self.password = password
+        self.ids = IdMap()
+        self.conns: dict[str, Connection] = {}
+        self.differences: list[Difference] = []
+        self.info: list[str] = []
+        self.arrived = asyncio.Event()
+        self._t0 = 0.0
+        self._anchor: tuple[float, float] = (0.0, 0.0)  # (trace time, replay time)
+        self._events: list[ExpectedEvent] = []
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def _diff(self, seq: int | None, where: str, expected: str, got: str) -> None:
+        self.differences.append(Difference(self.trace.name, seq, where, expected, got))
+
+    def _auth_header(self, auth: tuple[str, str] | None = None) -> str:
+        user, pw = auth or (self.username, self.password)
+        return "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()
+
+    # -- plan ----------------------------------------------------------------------------------
+
+    def _plan(self) -> list[Action]:
+        prefix = self.trace.prefix
+        actions: list[Action] = []
+        closing: set[str] = set()
+        lines = self.trace.lines
+        for i, line in enumerate(lines):
+            if _segment_skipped(prefix, line.seq):
+                continue
+            kind = line.kind
+            if kind == "ws_event":
+                ws = str(line.data["ws"])
+                ev = ExpectedEvent(line.seq, line.t_rel, ws, line.data["event"])
+                self._events.append(ev)
+                self.conns.setdefault(ws, Connection(ws)).expected.append(ev)
+            elif kind == "rest":
+                if (prefix, line.seq) in REQUEST_SKIPS:
+                    continue
+                latency = _latency_note(lines, i)
+                actions.append(Action(line, line.t_rel - latency))
+            elif kind == "ws_connect":
+                self.conns.setdefault(str(line.data["ws"]), Connection(str(line.data["ws"])))
+                actions.append(Action(line, line.t_rel - DEFAULT_LATENCY))
+            elif kind in ("ws_closed", "ws_close_requested"):
+                ws = str(line.data["ws"])
+                if ws not in closing:
+                    closing.add(ws)
+                    actions.append(Action(line, line.t_rel - DEFAULT_LATENCY))
+        return actions
+
+    # -- run -----------------------------------------------------------------------------------
+
+    async def run(self) -> list[Difference]:
+        """Replay the whole trace; returns the differences found."""
+        actions = self._plan()
+        self._t0 = time.monotonic()
+        timeout = aiohttp.ClientTimeout(total=max(30.0, 60.0 * self.scale + 10))
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            try:
+                for action in actions:
+                    await self._before(action)
+                    await self._perform(session, action)
+                    self._anchor = (action.line.t_rel, self._now())
+                await self._drain_tail()
+            finally:
+                for conn in self.conns.values():
+                    await self._close(conn)
+        self._compare_events()
+        return self.differences
+
+    async def _before(self, action: Action) -> None:
+        # Wait for the events that preceded the action in the trace, bounded in time.
+        pending = [
+            e
+            for e in self._events
+            if e.seq < action.line.seq
+            and e.t_rel < action.send_est
+            and e.matched is None
+            and not e.missing
+        ]
+        if pending:
+            latest = max(e.t_rel for e in pending)
+            deadline = self._now() + self.scale * max(0.0, latest - self._anchor[0]) + self.grace
+            while True:
+                pending = [e for e in pending if e.matched is None and not e.missing]
+                if not pending:
+                    break
+                left = deadline - self._now()
+                if left <= 0:
+                    for e in pending:
+                        e.missing = True
+                    self.info.append(
+                        f"before seq {action.line.seq}: gave up waiting for "
+                        + ", ".join(f"{e.seq} {e.ws} {e.event.get('type')}" for e in pending)
+                    )
+                    break
+                self.arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.arrived.wait(), left)
+        # Anchor pacing on the latest matched precursor, else on the previous action.
+        anchor = self._anchor
+        for e in self._events:
+            if (
+                e.matched_at is not None
+                and e.seq < action.line.seq
+                and e.t_rel < action.send_est
+                and e.t_rel >= anchor[0]
+            ):
+                anchor = (e.t_rel, e.matched_at)
+        target = anchor[1] + self.scale * max(0.0, action.send_est - anchor[0])
+        delay = target - self._now()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _perform(self, session: aiohttp.ClientSession, action: Action) -> None:
+        line = action.line
+        if line.kind == "rest":
+            await self._rest(session, line)
+        elif line.kind == "ws_connect":
+            await self._connect(session, line)
+        else:
+            conn = self.conns.get(str(line.data["ws"]))
+            if conn is not None:
+                await self._close(conn)
+
+    async def _drain_tail(self) -> None:
+        # The events after the last action: wait for them like for a final action.
+        last_t = max((e.t_rel for e in self._events), default=0.0)
+        fake = TraceLine(10**9, last_t + 0.01, "end", {})
+        await self._before(Action(fake, last_t + 0.005))
+
+    # -- WebSockets ----------------------------------------------------------------------------
+
+    async def _connect(self, session: aiohttp.ClientSession, line: TraceLine) -> None:
+        label = str(line.data["ws"])
+        conn = self.conns.setdefault(label, Connection(label))
+        query = {str(k): str(v) for k, v in (line.data.get("query") or {}).items()}
+        url = self.origin + str(line.data.get("path", "/ari/events"))
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        want_ok = bool(line.data.get("ok", True))
+        want_status = line.data.get("status")
+        try:
+            ws = await session.ws_connect(url, autoping=True, heartbeat=None)
+        except aiohttp.WSServerHandshakeError as exc:
+            if want_ok or exc.status != want_status:
+                self._diff(
+                    line.seq, f"ws_connect {label}", f"status {want_status}", f"{exc.status}"
+                )
+            return
+        if not want_ok:
+            self._diff(line.seq, f"ws_connect {label}", f"status {want_status}", "101")
+            await ws.close()
+            return
+        conn.ws = ws
+        conn.reader = asyncio.create_task(self._read(conn, ws), name=f"contract-ws-{label}")
+
+    async def _read(self, conn: Connection, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            try:
+                event = json.loads(msg.data)
+            except ValueError:
+                self._diff(None, f"ws {conn.label}", "JSON event", _short(msg.data))
+                continue
+            rec = Received(event if isinstance(event, dict) else {"_": event}, self._now())
+            conn.received.append(rec)
+            self._match(conn, rec)
+            self.arrived.set()
+
+    async def _close(self, conn: Connection) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        if conn.ws is not None:
+            await conn.ws.close()
+        if conn.reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(conn.reader, 5)
+
+    def _match(self, conn: Connection, rec: Received) -> None:
+        # Strict pass (ids and channel names), then lenient (ids only).
+        for strict in (True, False):
+            for exp in conn.expected:
+                if exp.matched is not None:
+                    continue
+                if exp.event.get("type") != rec.event.get("type"):
+                    continue
+                if not all(self.ids.compatible(e, g) for e, g in _id_pairs(exp.event, rec.event)):
+                    continue
+                if strict and not _names_compatible(exp.event, rec.event):
+                    continue
+                if strict and exp.event.get("args") != rec.event.get("args"):
+                    continue
+                exp.matched = rec.event
+                exp.matched_at = rec.at
+                rec.expected = exp
+                learn_ids(self.ids, exp.event, rec.event)
+                return
+
+    # -- REST ----------------------------------------------------------------------------------
+
+    async def _rest(self, session: aiohttp.ClientSession, line: TraceLine) -> None:
+        d = line.data
+        method = str(d["method"])
+        raw_path = str(d["path"])
+        query = {str(k): str(v) for k, v in (d.get("query") or {}).items()}
+        body = d.get("body")
+        await self._await_ids(raw_path, query, body, line.t_rel)
+        path = self.ids.rewrite(raw_path)
+        query = {k: self.ids.rewrite(v) for k, v in query.items()}
+        body = _rewrite_json(self.ids, body)
+        override = REQUEST_OVERRIDES.get((self.trace.prefix, line.seq), {})
+        headers = {"Authorization": self._auth_header(override.get("auth"))}
+        url = self.origin + path
+        if query:
+            url += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote, safe="")
+        where = f"{method} {raw_path}"
+        kwargs: dict[str, Any] = {"headers": headers}
+        if body is not None:
+            kwargs["data"] = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            async with session.request(method, yarl_url(url), **kwargs) as resp:
+                status = resp.status
+                content_type = resp.content_type
+                payload = await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self._diff(line.seq, where, f"HTTP {d.get('status')}", f"request failed: {exc!r}")
+            return
+        self._compare_response(line, where, status, content_type, payload)
+
+    async def _await_ids(
+        self, path: str, query: Mapping[str, str], body: Any, t_rel: float
+    ) -> None:
+        texts = [path, *query.values(), json.dumps(body) if body is not None else ""]
+        deadline = self._now() + self.grace
+        while True:
+            missing = [m for t in texts for m in self.ids.unmapped(t)]
+            if not missing or self._now() >= deadline:
+                return
+            self.ids.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.ids.changed.wait(), deadline - self._now())
+
+    def _compare_response(
+        self, line: TraceLine, where: str, status: int, content_type: str, payload: bytes
+    ) -> None:
+        d = line.data
+        want_status = int(d["status"])
+        if status != want_status:
+            got_text = payload.decode("utf-8", "replace")[:200]
+            self._diff(
+                line.seq,
+                where,
+                f"HTTP {want_status} {_short(d.get('response'), 200)}",
+                f"HTTP {status} {got_text}",
+            )
+            return
+        if "response_binary" in d or "response_text" in d:
+            want_ct = str(d.get("content_type", ""))
+            if want_ct.split(";")[0] != content_type:
+                self._diff(line.seq, where, f"content type {want_ct}", content_type)
+            return
+        expected = d.get("response")
+        got: Any = None
+        if payload:
+            try:
+                got = json.loads(payload)
+            except ValueError:
+                self._diff(line.seq, where, _short(expected), f"not JSON: {payload[:100]!r}")
+                return
+        if expected is None:
+            if got is not None:
+                self._diff(line.seq, where, "empty body", _short(got))
+            return
+        if isinstance(expected, dict) and set(expected) <= {"message", "error"} and expected:
+            if expected != got:
+                self._diff(line.seq, where + " error body", _short(expected), _short(got))
+            return
+        if isinstance(expected, dict) and isinstance(got, dict):
+            learn_ids(self.ids, expected, got)
+        for sub, e, g in compare_json(expected, got, self.ids):
+            self._diff(line.seq, f"{where} response {sub}", e, g)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _compare_events(self) -> None:
+        per_object = self.trace.prefix in PER_OBJECT_ORDER
+        tags = _TagNamer(self.ids)
+        for label, conn in self.conns.items():
+            exp_tokens = [(tags.trace_tag(e.event), e) for e in conn.expected]
+            got_tokens = [(tags.replay_tag(r.event), r) for r in conn.received]
+            groups: dict[str, tuple[list[Any], list[Any]]] = {}
+            if per_object:
+                for tok in exp_tokens:
+                    groups.setdefault(tok[0][1], ([], []))[0].append(tok)
+                for tok in got_tokens:
+                    groups.setdefault(tok[0][1], ([], []))[1].append(tok)
+            else:
+                groups[""] = (list(exp_tokens), list(got_tokens))
+            for group, (exp_list, got_list) in groups.items():
+                self._diff_sequences(label, group, exp_list, got_list)
+
+    def _diff_sequences(
+        self,
+        label: str,
+        group: str,
+        exp_list: list[tuple[tuple[str, str], ExpectedEvent]],
+        got_list: list[tuple[tuple[str, str], Received]],
+    ) -> None:
+        a = [f"{t[0]}({t[1]})" for t, _ in exp_list]
+        b = [f"{t[0]}({t[1]})" for t, _ in got_list]
+        where = f"events on {label}" + (f" for {group}" if group else "")
+        sm = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+        for op, i1, i2, j1, j2 in sm.get_opcodes():
+            if op == "equal":
+                for k in range(i2 - i1):
+                    exp = exp_list[i1 + k][1]
+                    got = got_list[j1 + k][1].event
+                    for sub, e, g in compare_json(exp.event, got, self.ids):
+                        if sub.split(".")[-1] in _FREE_VALUE_PATHS:
+                            continue
+                        self._diff(exp.seq, f"{where}: {exp.event.get('type')} {sub}", e, g)
+                continue
+            seq = exp_list[i1][1].seq if i1 < len(exp_list) else None
+            if seq is None and exp_list and i1 > 0:
+                seq = exp_list[i1 - 1][1].seq
+            self._diff(
+                seq,
+                f"{where}: event sequence ({op})",
+                " ".join(a[i1:i2]) or "(nothing)",
+                " ".join(b[j1:j2]) or "(nothing)",
+            )
+
+
+class _TagNamer:
+    """Stable short names (ch1, pb1, br1) for the object an event is about."""
+
+    def __init__(self, ids: IdMap) -> None:
+        self.ids = ids
+        self.names: dict[str, str] = {}
+
+    def _name(self, trace_id: str, kind: str) -> str:
+        if trace_id not in self.names:
+            n = sum(1 for v in self.names.values() if v.startswith(kind)) + 1
+            self.names[trace_id] = f"{kind}{n}" if is_generated_id(trace_id) else trace_id
+        return self.names[trace_id]
+
+    def _object(self, event: Mapping[str, Any]) -> tuple[str, str] | None:
+        for key, kind in (
+            ("playback", "pb"),
+            ("recording", "rec"),
+            ("channel", "ch"),
+            ("peer", "ch"),
+            ("bridge", "br"),
+            ("device_state", "dev"),
+        ):
+            obj = event.get(key)
+            if isinstance(obj, dict):
+                ident = obj.get("id", obj.get("name"))
+                if isinstance(ident, str):
+                    return ident, kind
+        return None
+
+    def trace_tag(self, event: Mapping[str, Any]) -> tuple[str, str]:
+        obj = self._object(event)
+        tag = self._name(obj[0], obj[1]) if obj else "-"
+        return str(event.get("type")), tag
+
+    def replay_tag(self, event: Mapping[str, Any]) -> tuple[str, str]:
+        obj = self._object(event)
+        if obj is None:
+            return str(event.get("type")), "-"
+        ident, kind = obj
+        trace_id = self.ids.backward.get(ident, ident)
+        if is_generated_id(ident) and ident not in self.ids.backward:
+            return str(event.get("type")), f"{kind}?{ident}"
+        return str(event.get("type")), self._name(trace_id, kind)
+
+
+def _latency_note(lines: Sequence[TraceLine], index: int) -> float:
+    # The recording client wrote "request latency" notes (elapsed_s) right after some requests.
+    for line in lines[index + 1 : index + 4]:
+        if line.kind == "note" and "elapsed_s" in line.data:
+            return float(line.data["elapsed_s"])
+        if line.kind == "rest":
+            break
+    return DEFAULT_LATENCY
+
+
+def _rewrite_json(ids: IdMap, value: Any) -> Any:
+    if isinstance(value, str):
+        return ids.rewrite(value)
+    if isinstance(value, list):
+        return [_rewrite_json(ids, v) for v in value]
+    if isinstance(value, dict):
+        return {ids.rewrite(str(k)): _rewrite_json(ids, v) for k, v in value.items()}
+    return value
+
+
+def yarl_url(url: str) -> Any:
+    """A URL aiohttp sends as given (the trace's percent-encoding is part of the request)."""
+    import yarl
+
+    return yarl.URL(url, encoded=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Simulator lifecycle
+# --------------------------------------------------------------------------------------------
+
+
+def simulator_kwargs(factory: Callable[..., Any], time_scale: float) -> dict[str, Any]:
+    """Keyword arguments `factory` (the Simulator class) accepts, for a trace replay."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    wanted: dict[str, Any] = {
+        "time_scale": time_scale,
+        "username": DEFAULT_USER,
+        "password": DEFAULT_PASSWORD,
+    }
+    return {k: v for k, v in wanted.items() if k in params}
+
+
+def origin_of(base_url: str) -> str:
+    """``http://host:port`` of a base URL like ``http://host:port/ari``."""
+    parts = urllib.parse.urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def render(differences: Iterable[Difference], info: Iterable[str] = ()) -> str:
+    """A readable report of the differences (and of waits that were given up)."""
+    out = [d.render() for d in differences]
+    notes = list(info)
+    if notes:
+        out.append("replay notes:")
+        out.extend(f"  {n}" for n in notes)
+    return "\n".join(out)
