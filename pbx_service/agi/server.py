@@ -265,7 +265,7 @@ class FastAgiServer:
         """Bind and start accepting connections."""
         if self._server is not None:
             raise AgiError("FastAgiServer.start() called twice")
-        self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        self._server = await asyncio.start_server(self._accept, self._host, self._port)
         log.info("FastAGI server listening on %s:%d", self._host, self.port)
 
     async def close(self) -> None:
@@ -280,17 +280,22 @@ class FastAgiServer:
         await self._server.wait_closed()
         self._server = None
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Our own named task rather than start_server's: on 3.11 its done-callback calls
+        # task.exception() and logs an error for every session close() cancels.
         peer = writer.get_extra_info("peername")
+        task = asyncio.create_task(self._serve(reader, writer, peer), name=f"fastagi {peer}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: object
+    ) -> None:
         try:
             session = await self._open_session(reader, writer, peer)
             if session is not None:
                 await self._run(session, peer)
         finally:
-            self._tasks.discard(task)
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import pathlib
 from typing import Any
@@ -229,7 +230,7 @@ def test_decoder_byte_by_byte_matches_one_chunk() -> None:
 @given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=12))
 def test_decoder_any_split_gives_the_same_messages(cuts: list[int]) -> None:
     points = [0, *sorted(cuts), len(STREAM)]
-    chunks = [STREAM[a:b] for a, b in zip(points, points[1:], strict=False)]
+    chunks = [STREAM[a:b] for a, b in itertools.pairwise(points)]
     assert decode_all(chunks) == decode_all([STREAM])
 
 
