@@ -1,0 +1,446 @@
+"""The call-log writer: the daemon never waits for PostgreSQL.
+
+`CallLogWriter.submit` snapshots a record and queues it without blocking. One named background
+task batches the queue (``batch_rows`` rows or ``batch_seconds``, whichever comes first),
+keeps only the latest version of each call in a batch, and writes it in one transaction:
+``calls`` upserted by id (a version never replaces a newer one: ``updated_at`` guards it) and
+``call_events`` inserted once per ``(call_id, seq)``.
+
+When PostgreSQL is unreachable, a batch goes to the disk spool and the writer retries with
+exponential backoff; spooled batches are replayed oldest first before any new batch is written,
+and deleted once in the database. Every write is idempotent, so a batch replayed twice (crash
+between commit and delete) changes nothing. A row PostgreSQL refuses for its data is written
+alone, and if it still fails it is logged with its call id and kept in ``rejected/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import asyncpg  # type: ignore[import-untyped]
+
+from pbx_service.store.embedded import asyncpg_dsn
+from pbx_service.store.errors import WriterStateError
+from pbx_service.store.records import CallRecord
+from pbx_service.store.rows import CALL_COLUMNS, EVENT_COLUMNS, CallSnapshot, merge, snapshot
+from pbx_service.store.spool import Spool
+
+log = logging.getLogger(__name__)
+
+WriteMethod = Literal["executemany", "copy"]
+
+_UPDATE_SET = ", ".join(f"{c} = EXCLUDED.{c}" for c in CALL_COLUMNS if c != "id")
+_CALL_PARAMS = ", ".join(f"${i}" for i in range(1, len(CALL_COLUMNS) + 1))
+UPSERT_CALL_SQL = (
+    f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) VALUES ({_CALL_PARAMS}) "
+    f"ON CONFLICT (id) DO UPDATE SET {_UPDATE_SET} WHERE calls.updated_at <= EXCLUDED.updated_at"
+)
+INSERT_EVENT_SQL = (
+    f"INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) VALUES ($1, $2, $3, $4, $5::jsonb) "
+    "ON CONFLICT (call_id, seq) DO NOTHING"
+)
+# COPY path: per-connection temp tables, emptied at each commit, merged with the same rules.
+_COPY_SETUP_SQL = (
+    "CREATE TEMP TABLE IF NOT EXISTS calls_in (LIKE calls) ON COMMIT DELETE ROWS; "
+    "CREATE TEMP TABLE IF NOT EXISTS call_events_in (LIKE call_events) ON COMMIT DELETE ROWS"
+)
+_MERGE_CALLS_SQL = (
+    f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) SELECT {', '.join(CALL_COLUMNS)} FROM calls_in "
+    f"ON CONFLICT (id) DO UPDATE SET {_UPDATE_SET} WHERE calls.updated_at <= EXCLUDED.updated_at"
+)
+_MERGE_EVENTS_SQL = (
+    f"INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) "
+    f"SELECT {', '.join(EVENT_COLUMNS)} FROM call_events_in ORDER BY call_id, seq "
+    "ON CONFLICT (call_id, seq) DO NOTHING"
+)
+
+# Errors about the data of a row, not the connection: retrying the same row cannot help.
+_DATA_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.DataError,
+    asyncpg.exceptions.IntegrityConstraintViolationError,
+    asyncpg.exceptions.ProgramLimitExceededError,
+    UnicodeError,
+    ValueError,  # includes asyncpg's client-side DataError (a value it cannot encode)
+    TypeError,
+    OverflowError,
+)
+
+
+class _Transient(Exception):
+    """The database could not take the batch now (unreachable, shut down, timed out...)."""
+
+
+class _Flush:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+_STOP = object()
+
+
+class CallLogWriter:
+    """Batches call records into PostgreSQL, spooling to disk while it is unreachable."""
+
+    def __init__(
+        self,
+        database_url: str,
+        spool_dir: Path,
+        *,
+        batch_rows: int = 500,
+        batch_seconds: float = 1.0,
+        queue_size: int = 10000,
+        retry_min_seconds: float = 0.2,
+        retry_max_seconds: float = 10.0,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 30.0,
+        method: WriteMethod = "executemany",
+    ) -> None:
+        if batch_rows < 1 or queue_size < 1 or batch_seconds <= 0:
+            raise ValueError("batch_rows and queue_size must be >= 1, batch_seconds > 0")
+        self._dsn = asyncpg_dsn(database_url)
+        self._spool = Spool(spool_dir)
+        self.batch_rows = batch_rows
+        self.batch_seconds = batch_seconds
+        self._retry_min = retry_min_seconds
+        self._retry_max = retry_max_seconds
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
+        self._method: WriteMethod = method
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+        self._batch: dict[uuid.UUID, CallSnapshot] = {}
+        self._batch_submissions = 0
+        self._batch_deadline = 0.0
+        self._pending = 0
+        self._conn: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._retry_delay = retry_min_seconds
+        self._next_retry = 0.0
+        self._last_stamp = datetime.min.replace(tzinfo=UTC)
+        self.batch_sizes: deque[int] = deque(maxlen=1000)
+        """Rows of each batch written to the database, most recent last."""
+        self.stats: dict[str, int] = {
+            "submitted": 0,
+            "rows_written": 0,
+            "events_written": 0,
+            "batches": 0,
+            "spooled": 0,
+            "spooled_rows": 0,
+            "replayed": 0,
+            "rejected": 0,
+            "overflowed": 0,
+            "write_failures": 0,
+        }
+
+    # ----------------------------------------------------------------- public API
+
+    @property
+    def pending(self) -> int:
+        """Submitted rows not yet in the database or the spool."""
+        return self._pending
+
+    @property
+    def spooled_batches(self) -> int:
+        """Batches waiting in the disk spool."""
+        return self._spool.count
+
+    @property
+    def spool(self) -> Spool:
+        return self._spool
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The background task, for the daemon's supervisor."""
+        return self._task
+
+    async def start(self) -> None:
+        """Start the background task; a spool left by a previous run is replayed first."""
+        if self._task is not None:
+            raise WriterStateError("CallLogWriter.start() called twice")
+        self._task = asyncio.create_task(self._run(), name="call-log-writer")
+
+    def submit(self, record: CallRecord) -> None:
+        """Queue the current state of ``record``; never blocks on the database.
+
+        The record is copied now. If the queue is full (or the writer is closed) the row is
+        written to the spool at once rather than dropped.
+        """
+        snap = snapshot(record, self._stamp())
+        self.stats["submitted"] += 1
+        if not self._closed:
+            try:
+                self._queue.put_nowait(snap)
+            except asyncio.QueueFull:
+                pass
+            else:
+                self._pending += 1
+                return
+        # Overload or late submit: blocking disk write, still far better than losing the call.
+        self._spool.write([snap])
+        self.stats["overflowed"] += 1
+        log.warning("call-log queue full or writer closed: call %s spooled", snap.call_id)
+
+    async def flush(self) -> None:
+        """Wait until every row submitted so far is in the database or the spool; spooled
+        batches are also tried once more right away."""
+        self._check_running()
+        request = _Flush()
+        await self._queue.put(request)
+        task = self._task
+        assert task is not None
+        await asyncio.wait({request.done, task}, return_when=asyncio.FIRST_COMPLETED)
+        if not request.done.done():
+            self._check_running()
+        await request.done
+
+    async def close(self) -> None:
+        """Flush everything (to the database or the spool) and stop. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        task = self._task
+        if task is not None and not task.done():
+            await self._queue.put(_STOP)
+            await task
+        elif self._queue.qsize():
+            # Never started (or died): keep what was queued.
+            self._drain_queue_to_spool()
+        await self._disconnect()
+
+    # ----------------------------------------------------------------- internals
+
+    def _check_running(self) -> None:
+        task = self._task
+        if task is None:
+            raise WriterStateError("CallLogWriter not started: call `await writer.start()`")
+        if task.done():
+            exc = None if task.cancelled() else task.exception()
+            raise WriterStateError(f"call-log writer task has stopped: {exc!r}") from exc
+
+    def _stamp(self) -> datetime:
+        # Strictly increasing within this process, so the later submit always wins the upsert.
+        now = datetime.now(UTC)
+        if now <= self._last_stamp:
+            now = self._last_stamp + timedelta(microseconds=1)
+        self._last_stamp = now
+        return now
+
+    def _drain_queue_to_spool(self) -> None:
+        snaps: list[CallSnapshot] = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, CallSnapshot):
+                snaps.append(item)
+            elif isinstance(item, _Flush) and not item.done.done():
+                item.done.set_result(None)
+        if snaps:
+            self._spool.write(snaps)
+            self.stats["spooled"] += 1
+            self.stats["spooled_rows"] += len(snaps)
+            self._pending = 0
+
+    def _add(self, snap: CallSnapshot) -> None:
+        if not self._batch:
+            self._batch_deadline = time.monotonic() + self.batch_seconds
+        self._batch[snap.call_id] = merge(self._batch.get(snap.call_id), snap)
+        self._batch_submissions += 1
+
+    def _wait_timeout(self) -> float | None:
+        now = time.monotonic()
+        timeouts = []
+        if self._batch:
+            timeouts.append(self._batch_deadline - now)
+        if self._spool.count:
+            timeouts.append(self._next_retry - now)
+        return max(0.0, min(timeouts)) if timeouts else None
+
+    async def _get(self, timeout: float | None) -> Any:
+        if timeout is None:
+            return await self._queue.get()
+        if timeout <= 0:
+            return self._get_nowait()
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._queue.get()
+        except TimeoutError:
+            return None
+
+    def _get_nowait(self) -> Any:
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    async def _run(self) -> None:
+        await self._replay(force=True)
+        stopping = False
+        while not stopping:
+            flushes: list[_Flush] = []
+            item = await self._get(self._wait_timeout())
+            while item is not None:
+                if item is _STOP:
+                    stopping = True
+                elif isinstance(item, _Flush):
+                    flushes.append(item)
+                else:
+                    self._add(item)
+                if len(self._batch) >= self.batch_rows:
+                    break
+                item = self._get_nowait()
+            urgent = bool(flushes) or stopping
+            if self._batch and (
+                urgent
+                or len(self._batch) >= self.batch_rows
+                or time.monotonic() >= self._batch_deadline
+            ):
+                await self._write_batch()
+            if self._spool.count and (urgent or time.monotonic() >= self._next_retry):
+                await self._replay(force=urgent)
+            for request in flushes:
+                if not request.done.done():
+                    request.done.set_result(None)
+        await self._disconnect()
+
+    async def _write_batch(self) -> None:
+        snaps = list(self._batch.values())
+        submissions = self._batch_submissions
+        self._batch = {}
+        self._batch_submissions = 0
+        # Keep order: while older batches wait in the spool, this one goes behind them unless
+        # they can all be replayed now.
+        written = False
+        if not self._spool.count or await self._replay(force=False):
+            try:
+                await self._write_snapshots(snaps)
+                written = True
+            except _Transient as exc:
+                self._failed(exc)
+        if not written:
+            await self._spool_batch(snaps)
+        self._pending = max(0, self._pending - submissions)
+
+    async def _spool_batch(self, snaps: list[CallSnapshot]) -> None:
+        await asyncio.to_thread(self._spool.write, snaps)
+        self.stats["spooled"] += 1
+        self.stats["spooled_rows"] += len(snaps)
+
+    async def _replay(self, *, force: bool) -> bool:
+        """Replay spooled batches oldest first; True when the spool is empty afterwards."""
+        if not self._spool.count:
+            return True
+        if not force and time.monotonic() < self._next_retry:
+            return False
+        for path in await asyncio.to_thread(self._spool.files):
+            snaps = await asyncio.to_thread(self._spool.read, path)
+            try:
+                if snaps:
+                    await self._write_snapshots(snaps)
+            except _Transient as exc:
+                self._failed(exc)
+                return False
+            await asyncio.to_thread(self._spool.remove, path)
+            self.stats["replayed"] += 1
+            log.info("replayed spooled call-log batch %s (%d rows)", path.name, len(snaps))
+        self._retry_delay = self._retry_min
+        return True
+
+    def _failed(self, exc: BaseException) -> None:
+        self.stats["write_failures"] += 1
+        self._next_retry = time.monotonic() + self._retry_delay
+        log.warning(
+            "call-log database unavailable (%s); spooling, next try in %.1fs",
+            exc.__cause__ or exc,
+            self._retry_delay,
+        )
+        self._retry_delay = min(self._retry_max, self._retry_delay * 2)
+
+    async def _write_snapshots(self, snaps: Sequence[CallSnapshot]) -> None:
+        """Write in one transaction; on a data error, row by row, rejecting the bad ones.
+        Raises `_Transient` when the database cannot be used now."""
+        try:
+            await self._write_db(snaps)
+            return
+        except _DATA_ERRORS as exc:
+            if len(snaps) == 1:
+                self._reject(snaps[0], exc)
+                return
+            log.warning("call-log batch of %d refused (%s); writing row by row", len(snaps), exc)
+        for snap in snaps:
+            try:
+                await self._write_db([snap])
+            except _DATA_ERRORS as exc:
+                self._reject(snap, exc)
+
+    def _reject(self, snap: CallSnapshot, exc: BaseException) -> None:
+        self.stats["rejected"] += 1
+        log.error("call %s refused by PostgreSQL, kept in rejected/: %s", snap.call_id, exc)
+        self._spool.reject(snap, f"{type(exc).__name__}: {exc}")
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(
+                self._dsn, timeout=self._connect_timeout, command_timeout=self._command_timeout
+            )
+            if self._method == "copy":
+                await self._conn.execute(_COPY_SETUP_SQL)
+        return self._conn
+
+    async def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            try:
+                await asyncio.wait_for(conn.close(), timeout=2)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                conn.terminate()
+
+    async def _write_db(self, snaps: Sequence[CallSnapshot]) -> None:
+        rows = [s.row for s in snaps]
+        events = [ev for s in snaps for ev in s.events]
+        try:
+            conn = await self._connection()
+            async with conn.transaction():
+                if self._method == "copy":
+                    await conn.copy_records_to_table("calls_in", records=rows, columns=CALL_COLUMNS)
+                    await conn.execute(_MERGE_CALLS_SQL)
+                    if events:
+                        await conn.copy_records_to_table(
+                            "call_events_in", records=events, columns=EVENT_COLUMNS
+                        )
+                        await conn.execute(_MERGE_EVENTS_SQL)
+                else:
+                    await conn.executemany(UPSERT_CALL_SQL, rows)
+                    if events:
+                        await conn.executemany(INSERT_EVENT_SQL, events)
+        except _DATA_ERRORS:
+            raise
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # anything else: the row may be fine, the database is not
+            if self._conn is not None:
+                self._conn.terminate()
+                self._conn = None
+            raise _Transient(str(exc)) from exc
+        self.stats["batches"] += 1
+        self.stats["rows_written"] += len(rows)
+        self.stats["events_written"] += len(events)
+        self.batch_sizes.append(len(rows))
+
+
+async def wait_idle(writer: CallLogWriter, timeout: float = 10.0) -> None:
+    """Test and shutdown helper: flush until nothing is pending or spooled."""
+    async with asyncio.timeout(timeout):
+        while True:
+            await writer.flush()
+            if writer.pending == 0 and writer.spooled_batches == 0:
+                return
+            await asyncio.sleep(0.05)
