@@ -31,9 +31,7 @@ def test_keys_of_common_events() -> None:
     # A channel carries a caller *id* object, not a channel: only top-level fields count.
     assert keys(ev('{"type": "X", "channel": {"id": "c1", "caller": {"id": "zz"}}}')) == ("c1",)
     # CallBroadcast's caller is a string, not a channel.
-    assert keys(ev('{"type": "CallBroadcast", "caller": "123", "channel": {"id": "c"}}')) == (
-        "c",
-    )
+    assert keys(ev('{"type": "CallBroadcast", "caller": "123", "channel": {"id": "c"}}')) == ("c",)
     assert keys(ev('{"type": "DeviceStateChanged", "device_state": {"name": "n"}}')) == ()
     assert keys(ev('{"type": "PlaybackStarted", "playback": {"target_uri": "channel:"}}')) == ()
     assert keys(ev('{"type": "X", "channel": {"id": "c1"}, "peer": {"id": "c1"}}')) == ("c1",)
@@ -59,9 +57,10 @@ async def test_one_event_once_per_queue_and_fan_out() -> None:
     d.route("a-caller", call_a)
     d.route("br", call_a)  # same queue under two keys: the event must arrive once
     d.route("b-caller", call_b)
-    await d.dispatch(
-        ev('{"type": "ChannelEnteredBridge", "channel": {"id": "a-caller"}, "bridge": {"id": "br"}}')
+    entered = (
+        '{"type": "ChannelEnteredBridge", "channel": {"id": "a-caller"}, "bridge": {"id": "br"}}'
     )
+    await d.dispatch(ev(entered))
     assert call_a.qsize() == 1 and call_b.qsize() == 0
     await d.dispatch(
         ev('{"type": "Dial", "caller": {"id": "a-caller"}, "peer": {"id": "b-caller"}}')
