@@ -294,7 +294,7 @@ def _validate_working_day(value: object) -> WorkingDay:
         like = match.group(1)
     elif isinstance(value, Mapping):
         if set(value) != {"like"}:
-            raise ValueError('a mapping here must be {like: <weekday>}, e.g. {like: monday}')
+            raise ValueError("a mapping here must be {like: <weekday>}, e.g. {like: monday}")
         like = value["like"]
     if like is not None:
         if not isinstance(like, str):
@@ -316,9 +316,7 @@ def _validate_working_day(value: object) -> WorkingDay:
 
 
 DateRangeText = Annotated[DateRange, PlainValidator(_validate_date_range), PlainSerializer(str)]
-WorkingDayText = Annotated[
-    WorkingDay, PlainValidator(_validate_working_day), PlainSerializer(str)
-]
+WorkingDayText = Annotated[WorkingDay, PlainValidator(_validate_working_day), PlainSerializer(str)]
 
 
 @cache
