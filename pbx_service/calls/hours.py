@@ -21,7 +21,8 @@ Daylight saving time. Periods are wall-clock times in the schedule's zone:
 
 Instants. Inputs may be in any zone but must be timezone-aware; results are in the schedule's
 zone. Computations run in UTC, because Python compares two datetimes of the same zone by wall
-time and ignores `fold`.
+time and ignores `fold`; callers comparing results should convert to UTC too (Python also never
+calls an instant inside a repeated hour equal to one in another zone, PEP 495).
 
 Definitions (``t`` an instant):
 - ``next_opening(t)``: ``t`` itself when open at ``t``; otherwise the start of the next opening.
