@@ -7,9 +7,12 @@ blocking subprocess calls: the daemon runs them in a thread.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import subprocess
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -80,26 +83,59 @@ class EmbeddedPostgres:
         if server is None or data_dir is None:
             return
         pgserver = _import_pgserver()
+        pid = _postmaster_pid(data_dir)
         try:
             pgserver.pg_ctl(
                 ["-w", "-m", "fast", "stop"], pgdata=data_dir, user=server.system_user, timeout=30
             )
-        except subprocess.CalledProcessError as exc:
-            # pg_ctl exits non-zero when the server was already down: nothing left to do.
-            log.debug("pg_ctl stop in %s: %s", data_dir, exc)
         except (OSError, subprocess.SubprocessError) as exc:
-            raise EmbeddedPostgresError(f"could not stop PostgreSQL in {data_dir}: {exc}") from exc
+            # Already down, or pg_ctl could not reach the data dir (permissions changed under
+            # us): the postmaster pid below settles it.
+            log.warning("pg_ctl stop in %s failed: %s", data_dir, exc)
         finally:
             # Forget this server in pgserver's process-wide registry and its handle list, so its
             # atexit hook does nothing and a later start() runs pg_ctl start again.
             pgserver.PostgresServer._instances.pop(data_dir, None)
-            try:
+            with contextlib.suppress(OSError):
                 server.global_process_id_list.get_and_remove(os.getpid())
-            except OSError:
-                pass
             self._server = None
             self._data_dir = None
+        if pid is not None and not _signal_until_gone(pid):
+            raise EmbeddedPostgresError(f"PostgreSQL (pid {pid}) in {data_dir} does not stop")
         log.info("embedded PostgreSQL in %s stopped", data_dir)
+
+
+def _postmaster_pid(data_dir: Path) -> int | None:
+    try:
+        return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_until_gone(pid: int) -> bool:
+    """Make sure the postmaster ``pid`` is gone: SIGINT (fast shutdown), then SIGQUIT."""
+    for sig, wait in ((None, 0.0), (signal.SIGINT, 10.0), (signal.SIGQUIT, 5.0)):
+        if sig is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while True:
+            if not _alive(pid):
+                return True
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+    return not _alive(pid)
 
 
 def normalize_database_url(url: str) -> str:
