@@ -264,6 +264,7 @@ class AriClient:
     async def _serve(
         self, ws: aiohttp.ClientWebSocketResponse, listener: AriListener
     ) -> tuple[str, bool]:
+        self._in_listener = False
         reader = asyncio.create_task(self._read(ws, listener), name="ari-events-reader")
         watcher = asyncio.create_task(self._watch(ws), name="ari-liveness")
         closer = asyncio.create_task(self._close_event.wait(), name="ari-close-wait")
@@ -321,8 +322,8 @@ class AriClient:
                     await on_event(event)
                 except Exception:
                     log.exception("ARI listener failed on a %s event", event.type)
-                finally:
-                    self._in_listener = False
+                # Not reset on cancellation: _serve resets it for the next connection.
+                self._in_listener = False
                 if event.type == "ApplicationReplaced":
                     log.warning(
                         "another client took over Stasis application %r; reconnecting", self.app

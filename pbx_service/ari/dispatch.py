@@ -15,7 +15,9 @@ from typing import Any
 from .errors import AriUsageError
 from .models import AriEvent
 
-_TARGETED = ("playback", "recording")
+# Event fields whose object names the call: a channel/bridge id, or a target_uri.
+_ROUTED = ("channel", "peer", "caller", "bridge", "playback", "recording")
+_TARGETED = frozenset({"playback", "recording"})
 
 
 def _target_key(obj: Any) -> str | None:
@@ -67,11 +69,20 @@ class EventDispatcher:
         Without a routed key the event goes to ``on_unrouted`` (synchronously, so it can
         `route` the new call before the next event is dispatched).
         """
+        # Hot path (every event): the key extraction of `keys` inlined, no tuple built.
+        raw = event.raw
         routes = self._routes
         first: asyncio.Queue[AriEvent] | None = None
         more: list[asyncio.Queue[AriEvent]] | None = None
-        for key in self.keys(event):
-            q = routes.get(key)
+        for name in _ROUTED:
+            obj = raw.get(name)
+            if obj.__class__ is not dict:
+                continue
+            if name in _TARGETED:
+                ident = _target_key(obj)
+                q = routes.get(ident) if ident is not None else None
+            else:
+                q = routes.get(obj.get("id", ""))
             if q is None or q is first:
                 continue
             if first is None:
@@ -107,7 +118,7 @@ class EventDispatcher:
                 ident = obj.get("id")
                 if ident.__class__ is str and ident and ident not in out:
                     out.append(ident)
-        for field in _TARGETED:
+        for field in ("playback", "recording"):
             ident = _target_key(raw.get(field))
             if ident is not None and ident not in out:
                 out.append(ident)

@@ -49,10 +49,10 @@ def parse_event(data: str | bytes) -> AriEvent:
         raise AriFrameError("not-json", f"{len(data)} characters: {exc}") from None
     if raw.__class__ is not dict:
         raise AriFrameError("not-object", f"a JSON {type(raw).__name__}, not an object")
-    t = raw.get("type")
-    if t.__class__ is not str or not t:
+    event = AriEvent(raw)
+    if not event.type:
         raise AriFrameError("no-type", "a JSON object without a string 'type'")
-    return AriEvent(raw)
+    return event
 
 
 class BadFrameLog:

@@ -288,7 +288,7 @@ class AriEvent:
     def __init__(self, raw: dict[str, Any]) -> None:
         self.raw = raw
         t = raw.get("type")
-        self.type = t if isinstance(t, str) else ""
+        self.type = t if t.__class__ is str else ""
 
     def __repr__(self) -> str:
         ident = self.channel_id or self.bridge_id
