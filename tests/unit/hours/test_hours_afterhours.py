@@ -147,9 +147,7 @@ def test_promise_day_words(now: str, opens: str, day_words: list[str]) -> None:
     ],
 )
 def test_promise_time_words(clock: str, lang: str, time_words: list[str]) -> None:
-    media = callback_promise_media(
-        local("2026-11-25 07:00"), local(f"2026-11-26 {clock}"), lang
-    )
+    media = callback_promise_media(local("2026-11-25 07:00"), local(f"2026-11-26 {clock}"), lang)
     assert media[3:] == time_words
 
 

@@ -117,9 +117,7 @@ def test_always_open_and_never_open() -> None:
 
 
 def test_nothing_within_400_days_is_none() -> None:
-    rare = hours(
-        "timezone: UTC\nweekly: {}\nextra_working_days: {2028-06-01: ['10:00-12:00']}\n"
-    )
+    rare = hours("timezone: UTC\nweekly: {}\nextra_working_days: {2028-06-01: ['10:00-12:00']}\n")
     assert rare.next_opening(utc("2027-01-01 00:00")) is None
     assert rare.next_opening(utc("2027-06-01 00:00")) == utc("2028-06-01 10:00")
 
@@ -387,9 +385,7 @@ def test_opening_inside_the_spring_gap_opens_when_the_clocks_jump() -> None:
 def test_period_wholly_inside_the_spring_gap_is_empty_that_day() -> None:
     gap = hours("timezone: Europe/Berlin\nweekly: {sun: ['02:00-02:30']}\n")
     assert gap.periods_on(date(2026, 3, 29)) == ()
-    assert gap.next_opening(local("2026-03-29 00:00", BERLIN)) == local(
-        "2026-04-05 02:00", BERLIN
-    )
+    assert gap.next_opening(local("2026-03-29 00:00", BERLIN)) == local("2026-04-05 02:00", BERLIN)
 
 
 def test_repeated_hour_opens_at_first_and_closes_at_second_occurrence() -> None:
@@ -422,10 +418,13 @@ def test_status_and_is_open_agree_through_the_fall_back_night() -> None:
 
 def test_moscow_has_no_dst() -> None:
     office = hours(OFFICE)
-    assert _hours_between(
-        office.next_opening(local("2026-03-30 08:00")),
-        office.next_closing(local("2026-03-30 10:00")),
-    ) == 4
+    assert (
+        _hours_between(
+            office.next_opening(local("2026-03-30 08:00")),
+            office.next_closing(local("2026-03-30 10:00")),
+        )
+        == 4
+    )
 
 
 def test_repr_names_the_zone() -> None:

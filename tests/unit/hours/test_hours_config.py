@@ -294,9 +294,7 @@ def test_unknown_timezone_suggests_the_close_name() -> None:
 
 
 def test_several_errors_are_reported_together() -> None:
-    found = errors_of(
-        _sched('    weekly: {mon: ["09:00-09:00", "x"]}\n    closed: ["soon"]\n')
-    )
+    found = errors_of(_sched('    weekly: {mon: ["09:00-09:00", "x"]}\n    closed: ["soon"]\n'))
     assert [where for where, _ in found] == [
         "schedules.office.weekly.mon[0]",
         "schedules.office.weekly.mon[1]",
