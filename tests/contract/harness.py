@@ -788,10 +788,10 @@ class Replay:
             got_tokens = [(tags.replay_tag(r.event), r) for r in conn.received]
             groups: dict[str, tuple[list[Any], list[Any]]] = {}
             if per_object:
-                for tok in exp_tokens:
-                    groups.setdefault(tok[0][1], ([], []))[0].append(tok)
-                for tok in got_tokens:
-                    groups.setdefault(tok[0][1], ([], []))[1].append(tok)
+                for etok in exp_tokens:
+                    groups.setdefault(etok[0][1], ([], []))[0].append(etok)
+                for gtok in got_tokens:
+                    groups.setdefault(gtok[0][1], ([], []))[1].append(gtok)
             else:
                 groups[""] = (list(exp_tokens), list(got_tokens))
             for group, (exp_list, got_list) in groups.items():

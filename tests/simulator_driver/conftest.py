@@ -1,0 +1,122 @@
+"""Fixtures for the caller driver tests: a simulator, a ``caller-sim`` driver and a tiny
+stand-in for the service (app ``pbx-service``) that tests script per call."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from pbx_service.ari.client import AriClient
+from pbx_service.ari.models import AriEvent
+from pbx_service.simulator.driver import CallerDriver
+
+USER = "ari"
+PASSWORD = "ari-secret"
+
+
+def _simulator_class() -> Any:
+    for module in ("pbx_service.simulator.server", "pbx_service.simulator"):
+        try:
+            found = getattr(importlib.import_module(module), "Simulator", None)
+        except ImportError:
+            continue
+        if found is not None:
+            return found
+    pytest.skip("pbx_service.simulator has no Simulator yet; the driver needs one to talk to")
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Any]:
+    cls = _simulator_class()
+    params = inspect.signature(cls).parameters
+    wanted = {"username": USER, "password": PASSWORD, "time_scale": 1.0}
+    sim = cls(**{k: v for k, v in wanted.items() if k in params})
+    await sim.start("127.0.0.1", port=0)
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+class ServiceApp:
+    """Plays ``pbx-service``: records its events; ``on_start`` runs per StasisStart."""
+
+    def __init__(self, client: AriClient) -> None:
+        self.client = client
+        self.events: list[AriEvent] = []
+        self.on_start: Callable[[AriEvent], Awaitable[None]] | None = None
+        self._changed = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.errors: list[BaseException] = []
+
+    async def on_connected(self, reconnected: bool) -> None:
+        pass
+
+    async def on_disconnected(self) -> None:
+        pass
+
+    async def on_event(self, event: AriEvent) -> None:
+        self.events.append(event)
+        self._changed.set()
+        if event.type == "StasisStart" and self.on_start is not None:
+            task = asyncio.create_task(self._guard(self.on_start(event)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _guard(self, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except Exception as exc:  # surfaced by the tests through .errors
+            self.errors.append(exc)
+
+    async def wait_event(
+        self, predicate: Callable[[AriEvent], bool], timeout: float = 5.0
+    ) -> AriEvent:
+        """The first recorded event matching ``predicate`` (waiting for it if needed)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for event in self.events:
+                    if predicate(event):
+                        return event
+                self._changed.clear()
+                await self._changed.wait()
+
+    def of(self, channel_id: str, *types: str) -> list[AriEvent]:
+        return [
+            e for e in self.events if e.channel_id == channel_id and (not types or e.type in types)
+        ]
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def service(simulator: Any) -> AsyncIterator[ServiceApp]:
+    async with AriClient(simulator.base_url, USER, PASSWORD, "pbx-service") as client:
+        app = ServiceApp(client)
+        runner = asyncio.create_task(client.run(app))
+        await client.wait_connected(5)
+        try:
+            yield app
+        finally:
+            await app.stop()
+            await client.close()
+            await runner
+
+
+@pytest.fixture
+async def driver(simulator: Any, service: ServiceApp) -> AsyncIterator[CallerDriver]:
+    async with AriClient(simulator.base_url, USER, PASSWORD, "caller-sim") as client:
+        drv = CallerDriver(client)
+        await drv.start()
+        try:
+            yield drv
+        finally:
+            await drv.stop()
