@@ -25,6 +25,7 @@ import base64
 import contextlib
 import dataclasses
 import difflib
+import importlib
 import inspect
 import json
 import pathlib
@@ -920,6 +921,34 @@ def simulator_kwargs(factory: Callable[..., Any], time_scale: float) -> dict[str
     return {k: v for k, v in wanted.items() if k in params}
 
 
+def find_simulator_class() -> Any:
+    """The simulator's ``Simulator`` class, or None while it does not exist yet."""
+    for module in ("pbx_service.simulator.server", "pbx_service.simulator"):
+        try:
+            found = getattr(importlib.import_module(module), "Simulator", None)
+        except ImportError:
+            continue
+        if found is not None:
+            return found
+    return None
+
+
+async def replay_on_simulator(trace: Trace, cls: Any, time_scale: float) -> Replay:
+    """Start a fresh simulator from `cls`, replay `trace` on it, stop it; returns the replay.
+
+    Pacing follows `time_scale` only when the simulator accepts it, else real time.
+    """
+    kwargs = simulator_kwargs(cls, time_scale)
+    sim = cls(**kwargs)
+    await sim.start("127.0.0.1", port=0)
+    try:
+        replay = Replay(trace, origin_of(sim.base_url), time_scale=kwargs.get("time_scale", 1.0))
+        await replay.run()
+    finally:
+        await sim.stop()
+    return replay
+
+
 def origin_of(base_url: str) -> str:
     """``http://host:port`` of a base URL like ``http://host:port/ari``."""
     parts = urllib.parse.urlsplit(base_url)
@@ -934,3 +963,42 @@ def render(differences: Iterable[Difference], info: Iterable[str] = ()) -> str:
         out.append("replay notes:")
         out.extend(f"  {n}" for n in notes)
     return "\n".join(out)
+
+
+async def _main(argv: Sequence[str]) -> int:
+    import os
+    import sys
+
+    from tests.contract.reference import reference_available, reference_dir
+
+    if not reference_available():
+        print(f"no reference at {reference_dir()}", file=sys.stderr)
+        return 2
+    cls = find_simulator_class()
+    if cls is None:
+        print("no Simulator class yet", file=sys.stderr)
+        return 2
+    scale = float(os.environ.get("PBX_CONTRACT_TIME_SCALE", "0.25"))
+    failed = 0
+    for path in trace_files(reference_dir() / "traces"):
+        prefix = trace_prefix(path)
+        if argv and prefix not in argv:
+            continue
+        if prefix in TRACE_SKIPS:
+            print(f"== {path.name}: SKIP ({TRACE_SKIPS[prefix]})")
+            continue
+        started = time.monotonic()
+        replay = await replay_on_simulator(Trace.load(path), cls, scale)
+        took = time.monotonic() - started
+        verdict = "PASS" if not replay.differences else f"FAIL ({len(replay.differences)})"
+        print(f"== {path.name}: {verdict} in {took:.1f}s")
+        if replay.differences:
+            failed += 1
+            print(render(replay.differences, replay.info))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(asyncio.run(_main(sys.argv[1:])))
