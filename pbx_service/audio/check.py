@@ -5,7 +5,6 @@ Uses only the stdlib ``wave`` module: fast, and works on a host without ffmpeg.
 
 from __future__ import annotations
 
-import audioop
 import wave
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -92,7 +91,7 @@ def _check_file(lang: str, name: str, path: Path) -> PromptProblem | None:
             "too-short",
             f"{duration:.2f} s of audio (empty or cut off; at least {MIN_DURATION_S} s expected)",
         )
-    if pcm.to_dbfs(audioop.max(frames, width)) < pcm.SILENCE_FLOOR_DBFS:
+    if pcm.peak_dbfs(frames) < pcm.SILENCE_FLOOR_DBFS:
         return problem(
             "silent",
             f"{duration:.2f} s of silence, no sound above {pcm.SILENCE_FLOOR_DBFS:.0f} dBFS",

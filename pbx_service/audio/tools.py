@@ -1,7 +1,8 @@
 """The outside programs and libraries the prompt tools lean on, found lazily.
 
 pydub is imported on first use inside a warnings guard: at import time it warns when ffmpeg is
-not on PATH, which would be an error in the test suite and is noise for WAV-only work. We check
+not on PATH (and Python 3.11+ warns about its ``audioop``), which would be an error in the test
+suite and is noise for WAV-only work. We check
 for ffmpeg ourselves and fail with an install hint instead.
 """
 
@@ -18,6 +19,7 @@ def audio_segment() -> Any:
     """The ``pydub.AudioSegment`` class."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # its own import of audioop
         from pydub import AudioSegment
     return AudioSegment
 
