@@ -21,7 +21,7 @@ from types import TracebackType
 import aiohttp
 from yarl import URL
 
-from .errors import AriConnectionError, AriError, AriFrameError, AriUsageError
+from .errors import AriConnectionError, AriError, AriFrameError, AriHTTPError, AriUsageError
 from .events import AriListener, BadFrameLog, parse_event
 from .rest import AriRest
 
@@ -320,6 +320,12 @@ class AriClient:
                 self._in_listener = True
                 try:
                     await on_event(event)
+                except AriHTTPError as exc:
+                    if exc.means_channel_gone:
+                        # The caller hung up mid-command: normal, not an error.
+                        log.debug("channel gone while handling %s: %s", event.type, exc)
+                    else:
+                        log.exception("ARI listener failed on a %s event", event.type)
                 except Exception:
                     log.exception("ARI listener failed on a %s event", event.type)
                 # Not reset on cancellation: _serve resets it for the next connection.

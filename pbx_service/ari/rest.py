@@ -265,6 +265,14 @@ class AriRest:
         """``POST /channels/{id}/answer`` (blocks while a playback runs on the channel)."""
         await self._none("POST", f"/channels/{seg(channel_id)}/answer")
 
+    async def progress(self, channel_id: str) -> None:
+        """``POST /channels/{id}/progress``: early media indication."""
+        await self._none("POST", f"/channels/{seg(channel_id)}/progress")
+
+    async def redirect(self, channel_id: str, endpoint: str) -> None:
+        """``POST /channels/{id}/redirect`` (Local channels answer 204 and ignore it)."""
+        await self._none("POST", f"/channels/{seg(channel_id)}/redirect", {"endpoint": endpoint})
+
     async def ring(self, channel_id: str) -> None:
         """``POST /channels/{id}/ring``: send ringing indication."""
         await self._none("POST", f"/channels/{seg(channel_id)}/ring")
@@ -449,6 +457,25 @@ class AriRest:
             "POST", f"/channels/{seg(channel_id)}/variable", {"variable": name, "value": value}
         )
 
+    async def set_variables(self, channel_id: str, variables: Mapping[str, str]) -> None:
+        """``POST /channels/{id}/variables``: several variables in one request."""
+        await self.request(
+            "POST",
+            f"/channels/{seg(channel_id)}/variables",
+            json={"variables": dict(variables)},
+            expect="none",
+        )
+
+    async def get_variables(self, channel_id: str, names: Sequence[str]) -> dict[str, str]:
+        """``GET /channels/{id}/variables``; one unset name fails the whole request (404)."""
+        data = await self._obj(
+            "GET", f"/channels/{seg(channel_id)}/variables", {"variables": ",".join(names)}
+        )
+        values = data.get("variables")
+        if not isinstance(values, dict):
+            return {}
+        return {str(k): "" if v is None else str(v) for k, v in values.items()}
+
     async def get_variable(self, channel_id: str, name: str) -> str:
         """``GET /channels/{id}/variable``; an unset variable raises `AriNotFound`."""
         data = await self._obj("GET", f"/channels/{seg(channel_id)}/variable", {"variable": name})
@@ -563,6 +590,23 @@ class AriRest:
         data = await self._obj("GET", f"/deviceStates/{seg(name)}")
         state = data.get("state")
         return state if isinstance(state, str) else ""
+
+    async def delete_device_state(self, name: str) -> None:
+        """``DELETE /deviceStates/{name}`` (the state reads ``UNKNOWN`` afterwards)."""
+        await self._none("DELETE", f"/deviceStates/{seg(name)}")
+
+    async def subscribe(self, app: str, event_source: str) -> dict[str, Any]:
+        """``POST /applications/{app}/subscription``; e.g. ``deviceState:Stasis:pbx-callbacks``
+        to receive ``DeviceStateChanged``. Returns the Application object."""
+        return await self._obj(
+            "POST", f"/applications/{seg(app)}/subscription", {"eventSource": event_source}
+        )
+
+    async def unsubscribe(self, app: str, event_source: str) -> dict[str, Any]:
+        """``DELETE /applications/{app}/subscription`` (422 when not subscribed)."""
+        return await self._obj(
+            "DELETE", f"/applications/{seg(app)}/subscription", {"eventSource": event_source}
+        )
 
     async def list_endpoints(self) -> list[Endpoint]:
         """``GET /endpoints``."""

@@ -397,3 +397,38 @@ async def test_bad_arguments_are_refused_before_sending(fake_ari: FakeAri) -> No
         with pytest.raises(AriUsageError):
             await client.rest.add_channel("br", [])
     assert fake_ari.requests == []
+
+
+async def test_variables_subscriptions_and_device_state_delete(fake_ari: FakeAri) -> None:
+    fake_ari.reply(
+        "GET",
+        "/ari/channels/c1/variables",
+        200,
+        {"variables": {"CALLERID(num)": "+7916", "CHANNEL(language)": "en"}},
+    )
+    app_object = {"name": APP, "device_names": ["Stasis:pbx-callbacks"]}
+    fake_ari.reply("POST", f"/ari/applications/{APP}/subscription", 200, app_object)
+    fake_ari.reply("DELETE", f"/ari/applications/{APP}/subscription", 200, app_object)
+    async with make_client(fake_ari) as client:
+        rest = client.rest
+        await rest.set_variables("c1", {"A": "a", "CALLERID(name)": "Multi Name"})
+        assert orjson.loads(fake_ari.last().body) == {
+            "variables": {"A": "a", "CALLERID(name)": "Multi Name"}
+        }
+        got = await rest.get_variables("c1", ["CALLERID(num)", "CHANNEL(language)"])
+        assert got == {"CALLERID(num)": "+7916", "CHANNEL(language)": "en"}
+        assert fake_ari.last().query == {"variables": "CALLERID(num),CHANNEL(language)"}
+        sub = await rest.subscribe(APP, "deviceState:Stasis:pbx-callbacks")
+        assert sub["device_names"] == ["Stasis:pbx-callbacks"]
+        assert fake_ari.last().query == {"eventSource": "deviceState:Stasis:pbx-callbacks"}
+        await rest.unsubscribe(APP, "deviceState:Stasis:pbx-callbacks")
+        assert fake_ari.last().method == "DELETE"
+        await rest.delete_device_state("Stasis:pbx-callbacks")
+        assert (fake_ari.last().method, fake_ari.last().raw_path) == (
+            "DELETE",
+            "/ari/deviceStates/Stasis:pbx-callbacks",
+        )
+        await rest.progress("c1")
+        assert fake_ari.last().raw_path == "/ari/channels/c1/progress"
+        await rest.redirect("c1", "Local/500@test-ring")
+        assert fake_ari.last().query == {"endpoint": "Local/500@test-ring"}

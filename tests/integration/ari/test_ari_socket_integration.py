@@ -319,3 +319,45 @@ async def test_rest_outside_async_with_is_a_clear_error() -> None:
         _ = client.rest
     with pytest.raises(AriError, match="async with"):
         await client.run(RecordingListener())
+
+
+async def test_channel_gone_from_the_listener_is_not_logged_as_an_error(
+    fake_ari: FakeAri, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_ari.reply("POST", "/ari/channels/c1/answer", 404, {"message": "Channel not found"})
+    fake_ari.reply("POST", "/ari/channels/c2/answer", 404, {"message": "Playback not found"})
+
+    class Answering(RecordingListener):
+        client: AriClient
+
+        async def on_event(self, event: AriEvent) -> None:
+            await super().on_event(event)
+            assert event.channel_id is not None
+            await self.client.rest.answer(event.channel_id)
+
+    fake_ari.greeting = [dtmf("c1", "1", 0), dtmf("c2", "2", 1)]
+    listener = Answering()
+    caplog.set_level(logging.DEBUG, logger="pbx_service.ari")
+    client = make_client(fake_ari)
+    listener.client = client
+    async with running(client, listener):
+        await eventually(lambda: len(listener.events) == 2)
+        await asyncio.sleep(0.05)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # Only the unrelated 404 (c2) is an error; the hung-up caller (c1) is debug noise.
+    assert len(errors) == 1
+    exc_info = errors[0].exc_info
+    assert exc_info is not None and "/channels/c2/answer" in str(exc_info[1])
+
+
+async def test_cancelling_run_tears_down_and_reports_disconnect(fake_ari: FakeAri) -> None:
+    listener = RecordingListener()
+    async with make_client(fake_ari) as client:
+        task = asyncio.create_task(client.run(listener))
+        await client.wait_connected(2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not client.connected
+    assert listener.disconnects == 1
+    await eventually(lambda: all(ws.closed for ws in fake_ari.sockets))
