@@ -1,11 +1,17 @@
-"""Fixtures for the caller driver tests: a simulator, a ``caller-sim`` driver and a tiny
-stand-in for the service (app ``pbx-service``) that tests script per call."""
+"""Fixtures for the caller driver tests: an ARI server, a ``caller-sim`` driver and a tiny
+stand-in for the service (app ``pbx-service``) that tests script per call.
+
+The ARI server is a fresh simulator, or a real Asterisk configured with the traces' dialplan
+when ``PBX_TEST_ARI_URL`` (plus ``PBX_TEST_ARI_USER``/``PBX_TEST_ARI_PASSWORD``) is set.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import inspect
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -30,15 +36,34 @@ def _simulator_class() -> Any:
     pytest.skip("pbx_service.simulator has no Simulator yet; the driver needs one to talk to")
 
 
+@dataclasses.dataclass(frozen=True)
+class AriTarget:
+    """Where the tests talk ARI."""
+
+    url: str
+    username: str
+    password: str
+    real_asterisk: bool
+
+
 @pytest.fixture
-async def simulator() -> AsyncIterator[Any]:
+async def ari() -> AsyncIterator[AriTarget]:
+    url = os.environ.get("PBX_TEST_ARI_URL")
+    if url:
+        yield AriTarget(
+            url,
+            os.environ.get("PBX_TEST_ARI_USER", USER),
+            os.environ.get("PBX_TEST_ARI_PASSWORD", PASSWORD),
+            real_asterisk=True,
+        )
+        return
     cls = _simulator_class()
     params = inspect.signature(cls).parameters
     wanted = {"username": USER, "password": PASSWORD, "time_scale": 1.0}
     sim = cls(**{k: v for k, v in wanted.items() if k in params})
     await sim.start("127.0.0.1", port=0)
     try:
-        yield sim
+        yield AriTarget(sim.base_url, USER, PASSWORD, real_asterisk=False)
     finally:
         await sim.stop()
 
@@ -98,8 +123,8 @@ class ServiceApp:
 
 
 @pytest.fixture
-async def service(simulator: Any) -> AsyncIterator[ServiceApp]:
-    async with AriClient(simulator.base_url, USER, PASSWORD, "pbx-service") as client:
+async def service(ari: AriTarget) -> AsyncIterator[ServiceApp]:
+    async with AriClient(ari.url, ari.username, ari.password, "pbx-service") as client:
         app = ServiceApp(client)
         runner = asyncio.create_task(client.run(app))
         await client.wait_connected(5)
@@ -112,8 +137,8 @@ async def service(simulator: Any) -> AsyncIterator[ServiceApp]:
 
 
 @pytest.fixture
-async def driver(simulator: Any, service: ServiceApp) -> AsyncIterator[CallerDriver]:
-    async with AriClient(simulator.base_url, USER, PASSWORD, "caller-sim") as client:
+async def driver(ari: AriTarget, service: ServiceApp) -> AsyncIterator[CallerDriver]:
+    async with AriClient(ari.url, ari.username, ari.password, "caller-sim") as client:
         drv = CallerDriver(client)
         await drv.start()
         try:
