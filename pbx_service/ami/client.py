@@ -148,6 +148,9 @@ class _Manager(Manager):  # type: ignore[misc]
         self.ping_delay = self.ping_interval = timing["ping_interval"]
         self.register_event("*", self._on_event)
 
+    def ping(self) -> None:
+        """Replaced by `AmiClient`'s keepalive, which also notices a Ping left unanswered."""
+
     def _on_event(self, _manager: Any, message: Any) -> None:
         self._client._dispatch(message)
 
@@ -199,6 +202,7 @@ class AmiClient:
         events: str = "on",
         reconnect_delay: float = 2.0,
         ping_interval: float = 10.0,
+        ping_timeout: float = 5.0,
         action_timeout: float = 10.0,
     ) -> None:
         self._host = host
@@ -207,8 +211,11 @@ class AmiClient:
         self._secret = secret
         self._events = events
         self._timing = {"reconnect_delay": reconnect_delay, "ping_interval": ping_interval}
+        self._ping_timeout = ping_timeout
         self._action_timeout = action_timeout
         self._manager: _Manager | None = None
+        self._keepalive: asyncio.Task[None] | None = None
+        self._reported_unreachable = False
         self._logged_in = False
         self._login_waiter: asyncio.Future[None] | None = None
         self._handlers: dict[str, list[EventCallback]] = {}
@@ -258,6 +265,33 @@ class AmiClient:
         except AmiError:
             await self.close()
             raise
+        self._keepalive = asyncio.create_task(self._keep_alive(), name="ami keepalive")
+
+    async def _keep_alive(self) -> None:
+        """Ping every ``ping_interval``; an unanswered Ping means a dead peer: reconnect.
+
+        panoramisk pings blindly, so a half-open TCP connection (Asterisk frozen, a firewall
+        dropping the flow) would go unnoticed for ever.
+        """
+        interval = self._timing["ping_interval"]
+        while True:
+            await asyncio.sleep(interval)
+            manager = self._manager
+            if manager is None or not self._logged_in:
+                continue
+            try:
+                await self.send_action({"Action": "Ping"}, timeout=self._ping_timeout)
+            except AmiTimeout:
+                log.warning(
+                    "AMI %s:%d did not answer a Ping within %.1f s; reconnecting",
+                    self._host,
+                    self._port,
+                    self._ping_timeout,
+                )
+                if manager.protocol is not None and manager.protocol.transport is not None:
+                    manager.protocol.transport.abort()
+            except AmiError as exc:  # dropped meanwhile: panoramisk is already reconnecting
+                log.debug("AMI keepalive ping failed: %s", exc)
 
     async def close(self) -> None:
         """Log off by closing the socket; stop reconnecting; fail actions still in flight."""
@@ -273,6 +307,9 @@ class AmiClient:
         if self._login_waiter is not None and not self._login_waiter.done():
             self._login_waiter.set_exception(AmiConnectionError("the AMI client was closed"))
         tasks = list(self._tasks)
+        if self._keepalive is not None:
+            tasks.append(self._keepalive)
+            self._keepalive = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -399,6 +436,7 @@ class AmiClient:
             self.version = manager.protocol.version
         if authenticated:
             self._logged_in = True
+            self._reported_unreachable = False
             log.info("AMI logged in to %s:%d as %r", self._host, self._port, self._username)
             if self._login_waiter is not None and not self._login_waiter.done():
                 self._login_waiter.set_result(None)
@@ -414,8 +452,11 @@ class AmiClient:
             log.error("%s; will retry after the next reconnect", error)
 
     def _unreachable(self, exc: BaseException | None) -> None:
+        if self._reported_unreachable:
+            return
+        self._reported_unreachable = True
         log.warning(
-            "AMI %s:%d unreachable (%s); retrying in %.1f s",
+            "AMI %s:%d unreachable (%s); retrying every %.1f s",
             self._host,
             self._port,
             exc,

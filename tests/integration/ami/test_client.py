@@ -297,3 +297,33 @@ async def test_close_stops_reconnecting(ami: FakeAmi, make_client: ClientFactory
     assert ami.clients == 0
     with pytest.raises(AmiNotConnected):
         await client.send_action({"Action": "Ping"})
+
+
+async def test_unanswered_ping_forces_a_reconnect(
+    ami: FakeAmi, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client(ping_interval=0.1, ping_timeout=0.2)
+    await client.connect()
+    ami.handlers["Ping"] = lambda f: []  # a frozen Asterisk: TCP open, no answers
+    await until(lambda: ami.logins == 2)
+    assert "did not answer a Ping within 0.2 s" in caplog.text
+    ami.handlers["Ping"] = lambda f: [frame(Response="Success", Ping="Pong")]
+    await until(lambda: client.connected)
+    assert await client.send_action({"Action": "Ping"})
+
+
+async def test_reconnect_after_the_server_was_down_for_a_while(
+    ami: FakeAmi, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client()
+    await client.connect()
+    port = ami.port
+    await ami.stop_listening()
+    await ami.drop()
+    await asyncio.sleep(0.5)  # several failed re-dials at 0.1 s
+    assert not client.connected
+    assert caplog.text.count("unreachable") == 1  # said once, not at every re-dial
+    await ami.start(port)
+    await until(lambda: client.connected)
+    assert ami.logins == 2
+    assert await client.send_action({"Action": "Ping"})
