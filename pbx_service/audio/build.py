@@ -127,14 +127,16 @@ def build_prompts(
         raise AudioError(f"target_dbfs must be between -60 and -3 dBFS, got {target_dbfs}")
     lang_list = _languages(source_dir, langs)
     manifest = _Manifest.load(out_dir)
+    in_place = source_dir.resolve() == out_dir.resolve()
     builder = _Builder(
         source_dir=source_dir,
-        out_dir=out_dir,
+        # One spelling of the folder, so a source and the output compare equal as paths.
+        out_dir=source_dir if in_place else out_dir,
         target_dbfs=target_dbfs,
         espeak=espeak,
         sln16=sln16,
         manifest=manifest,
-        in_place=source_dir.resolve() == out_dir.resolve(),
+        in_place=in_place,
     )
     results: list[PromptBuildResult] = []
     for lang in lang_list:
@@ -234,37 +236,34 @@ class _Builder:
         entry = self.manifest.entries.get(key)
         recordings = [p for p in files if p.suffix[1:].lower() in SOURCE_AUDIO_EXTENSIONS]
         texts = [p for p in files if p.suffix[1:].lower() == _TEXT_EXTENSION]
-        if self.in_place and entry is not None:
-            # Our own output from another source (the text, an mp3) is not a new recording.
-            recordings = [
-                p
-                for p in recordings
-                if not (
-                    p == out_wav
-                    and entry.get("source") != self._rel(p)
-                    and _sha256(p) == entry.get("output_sha256")
-                )
-            ]
-        if len(recordings) > 1:
-            names = ", ".join(p.name for p in recordings)
-            return _failed(lang, name, recordings[0], f"several recordings ({names}): keep one")
-        if recordings:
-            source, kind = recordings[0], "recording"
-        else:
-            source, kind = texts[0], "text"
-        settings = self._settings(lang, kind)
+        source = files[0]
         try:
+            if self.in_place and entry is not None and out_wav in recordings:
+                built_from = entry.get("source")
+                if built_from != self._rel(out_wav) and _sha256(out_wav) == entry.get(
+                    "output_sha256"
+                ):
+                    # Our own output from another source (the text, an mp3), not a recording.
+                    recordings.remove(out_wav)
+                    if not recordings and not texts:
+                        return PromptBuildResult(
+                            lang, name, "unchanged", out_wav, out_wav, _wav_duration(out_wav),
+                            f"built from {built_from}, which is gone; keeping {out_wav.name}",
+                        )  # fmt: skip
+            if len(recordings) > 1:
+                names = ", ".join(p.name for p in recordings)
+                return _failed(lang, name, recordings[0], f"several recordings ({names}): keep one")
+            if recordings:
+                source, kind = recordings[0], "recording"
+            else:
+                source, kind = texts[0], "text"
+            settings = self._settings(lang, kind)
             source_sha = _sha256(source)
             if self._unchanged(entry, source, source_sha, settings, out_wav):
                 return PromptBuildResult(
-                    lang,
-                    name,
-                    "unchanged",
-                    source,
-                    out_wav,
-                    _wav_duration(out_wav),
+                    lang, name, "unchanged", source, out_wav, _wav_duration(out_wav),
                     f"{source.name} did not change since the last build",
-                )
+                )  # fmt: skip
             if kind == "recording":
                 produced = self._convert(source)
                 action: BuildAction = "converted"

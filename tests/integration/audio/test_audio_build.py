@@ -407,3 +407,30 @@ def test_render_build_report(tmp_path: Path) -> None:
     assert re.match(r"  ru/greeting\s+converted\s+1\.00 s\s+from greeting\.wav", lines[2])
     assert lines[3] == "2 prompts: 1 converted, 1 failed"
     assert "pbx-service prompts build" in lines[4]
+
+
+def test_in_place_with_another_spelling_of_the_folder(tmp_path: Path, espeak_ng: str) -> None:
+    src = tmp_path / "prompts"
+    (src / "en").mkdir(parents=True)
+    (src / "en" / "goodbye.txt").write_text("Goodbye.", encoding="utf-8")
+    assert _one(build_prompts(src, src)).action == "generated"
+
+    # The same folder, spelled differently: the spoken WAV is still not a recording.
+    again = _one(build_prompts(src / "en" / "..", src.resolve()))
+
+    assert again.action == "unchanged", again.detail
+
+
+def test_recording_gone_keeps_its_built_wav(tmp_path: Path, encode: Encode) -> None:
+    src = tmp_path / "prompts"
+    raw = write_wav(tmp_path / "raw.wav", tone(1.0, 44100), rate=44100)
+    encode(raw, src / "ru" / "all-busy.ogg")
+    assert _one(build_prompts(src, src)).action == "converted"
+    built = (src / "ru" / "all-busy.wav").read_bytes()
+
+    (src / "ru" / "all-busy.ogg").unlink()
+    result = _one(build_prompts(src, src))
+
+    assert result.action == "unchanged"
+    assert "built from ru/all-busy.ogg, which is gone" in result.detail
+    assert (src / "ru" / "all-busy.wav").read_bytes() == built
