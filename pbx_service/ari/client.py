@@ -221,17 +221,20 @@ class AriClient:
     async def _connect_and_serve(self, listener: AriListener) -> tuple[bool, str, bool]:
         """One connection's life. Returns (connected at all, why it ended, app replaced)."""
         assert self._session is not None
+        connect = asyncio.ensure_future(self._connect(self._session))
+        closer = asyncio.ensure_future(self._close_event.wait())
         try:
-            async with asyncio.timeout(self._request_timeout):
-                ws = await self._session.ws_connect(
-                    self._ws_url,
-                    params=self._ws_params,
-                    # We answer PINGs ourselves: with autoping aiohttp swallows PONG frames
-                    # inside receive(), and we need to see them for liveness.
-                    autoping=False,
-                    heartbeat=None,
-                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=self.ping_timeout),
-                )
+            # close() must not wait for a connect attempt to time out.
+            await asyncio.wait((connect, closer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closer.cancel()
+            if not connect.done():
+                connect.cancel()
+            await asyncio.gather(connect, closer, return_exceptions=True)
+        if connect.cancelled():
+            return False, "closed by us while connecting", False
+        try:
+            ws = connect.result()
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status in (401, 403):
                 return False, f"ARI refused the credentials (HTTP {exc.status})", False
@@ -239,6 +242,9 @@ class AriClient:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             detail = str(exc) or "no answer in time"
             return False, f"cannot connect ({type(exc).__name__}: {detail})", False
+        if self._closing:
+            await self._teardown(ws)
+            return False, "closed by us while connecting", False
 
         self._connects += 1
         reconnected = self._connects > 1
@@ -260,6 +266,18 @@ class AriClient:
             except Exception:
                 log.exception("ARI listener failed in on_disconnected")
         return True, reason, replaced
+
+    async def _connect(self, session: aiohttp.ClientSession) -> aiohttp.ClientWebSocketResponse:
+        async with asyncio.timeout(self._request_timeout):
+            return await session.ws_connect(
+                self._ws_url,
+                params=self._ws_params,
+                # We answer PINGs ourselves: with autoping aiohttp swallows PONG frames
+                # inside receive(), and we need to see them for liveness.
+                autoping=False,
+                heartbeat=None,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=self.ping_timeout),
+            )
 
     async def _serve(
         self, ws: aiohttp.ClientWebSocketResponse, listener: AriListener

@@ -361,3 +361,28 @@ async def test_cancelling_run_tears_down_and_reports_disconnect(fake_ari: FakeAr
         assert not client.connected
     assert listener.disconnects == 1
     await eventually(lambda: all(ws.closed for ws in fake_ari.sockets))
+
+
+async def test_close_does_not_wait_for_a_hanging_handshake() -> None:
+    # A peer that accepts TCP and never answers the HTTP upgrade.
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        client = AriClient(f"http://127.0.0.1:{port}/ari", USER, PASSWORD, APP)
+        async with client:
+            task = asyncio.create_task(client.run(RecordingListener()))
+            await eventually(lambda: len(held) == 1)
+            started = asyncio.get_running_loop().time()
+            await client.close()
+            await asyncio.wait_for(task, 1)
+            assert asyncio.get_running_loop().time() - started < 1
+    finally:
+        for w in held:
+            w.close()
+        server.close()
+        await server.wait_closed()
