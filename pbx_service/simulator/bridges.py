@@ -1,0 +1,54 @@
+"""Bridge state: the ARI Bridge model."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from pbx_service.simulator.channels import CommandQueue
+from pbx_service.simulator.events import timestamp
+
+if TYPE_CHECKING:
+    from pbx_service.simulator.channels import Channel
+    from pbx_service.simulator.media import LiveRecording, Playback
+
+BRIDGE_TYPES = {"mixing", "holding", "dtmf_events", "proxy_media", "video_sfu", "video_single"}
+
+
+class Bridge:
+    """One Stasis bridge."""
+
+    def __init__(self, bridge_id: str, bridge_type: str, name: str, creator_app: str) -> None:
+        self.id = bridge_id
+        self.bridge_type = "holding" if "holding" in bridge_type else "mixing"
+        self.name = name
+        self.creationtime = timestamp(time.time())
+        self.channels: list[Channel] = []
+        self.apps: set[str] = {creator_app} if creator_app else set()
+        self.moh_class: str | None = None
+        self.announcer_channel: Channel | None = None
+        self.recording: LiveRecording | None = None
+        self.playbacks: list[Playback] = []
+        self.destroyed = False
+        self.control = CommandQueue(f"sim-bridge-{bridge_id}")
+
+    @property
+    def technology(self) -> str:
+        if self.bridge_type == "holding":
+            return "holding_bridge"
+        extra = int(self.moh_class is not None) + int(self.recording is not None)
+        return "softmix" if len(self.channels) + extra > 2 else "simple_bridge"
+
+    def to_json(self) -> dict[str, Any]:
+        """The ARI Bridge model."""
+        return {
+            "id": self.id,
+            "technology": self.technology,
+            "bridge_type": self.bridge_type,
+            "bridge_class": "stasis",
+            "creator": "Stasis",
+            "name": self.name,
+            "channels": [channel.id for channel in self.channels],
+            "creationtime": self.creationtime,
+            "video_mode": "talker",
+        }

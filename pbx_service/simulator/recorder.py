@@ -1,0 +1,161 @@
+"""Live recordings of channels and bridges: start, run, finish, write the file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+from pbx_service.simulator.bridges import Bridge
+from pbx_service.simulator.channels import Channel
+from pbx_service.simulator.media import (
+    LiveRecording,
+    find_stored,
+    inside,
+    recording_path,
+    write_recording,
+)
+
+if TYPE_CHECKING:
+    from pbx_service.simulator.engine import Engine
+
+
+def _elapsed(engine: Engine, recording: LiveRecording) -> float:
+    """Simulated seconds recorded so far, pauses excluded."""
+    now = time.monotonic()
+    paused = recording.paused_total
+    if recording.paused_since is not None:
+        paused += now - recording.paused_since
+    real = max(0.0, now - recording.started_at - paused)
+    return real / (engine.config.time_scale or 1.0)
+
+
+def _talking(owner: Channel | Bridge) -> bool:
+    if isinstance(owner, Bridge):
+        return len(owner.channels) >= 2 or any(c.talking for c in owner.channels)
+    return owner.talking
+
+
+def mark(engine: Engine, recording: LiveRecording, owner: Channel | Bridge) -> None:
+    """Close the current audio segment (talking state changes)."""
+    elapsed = _elapsed(engine, recording)
+    covered = sum(seconds for _, seconds in recording.segments)
+    if elapsed > covered:
+        talking = recording.talking_now and not recording.muted
+        recording.segments.append((talking, elapsed - covered))
+    recording.talking_now = _talking(owner)
+
+
+def start_recording(engine: Engine, recording: LiveRecording, owner: Channel | Bridge) -> None:
+    """RecordingStarted and the watcher task that ends it on limits."""
+    recording.state = "recording"
+    recording.started_at = time.monotonic()
+    recording.talking_now = _talking(owner)
+    loop = asyncio.get_running_loop()
+    recording.finish = loop.create_future()
+    engine.emit_to(engine.target_apps(owner), "RecordingStarted", recording=recording.to_json())
+    if isinstance(owner, Channel):
+        for party in (owner, owner.peer):
+            if party is not None and party.transcript is not None:
+                party.transcript.recordings.append({
+                    "name": recording.name, "target_uri": recording.target_uri,
+                    "started_at": engine.now(), "finished_at": None, "state": "recording"})
+    engine.spawn(_watch(engine, recording, owner), f"sim-recording-{recording.name}")
+
+
+async def _watch(engine: Engine, recording: LiveRecording, owner: Channel | Bridge) -> None:
+    step = 0.05
+    while recording.state in ("recording", "paused"):
+        await engine.sleep(step)
+        if recording.state not in ("recording", "paused"):
+            return
+        if recording.paused:
+            continue
+        mark(engine, recording, owner)
+        elapsed = _elapsed(engine, recording)
+        if recording.max_duration and elapsed >= recording.max_duration:
+            finish_recording(engine, recording, "done")
+            return
+        if recording.max_silence:
+            silent = 0.0
+            for talking, seconds in reversed(recording.segments):
+                if talking:
+                    break
+                silent += seconds
+            # A channel with no media at all (nobody talks ever) never trips silence
+            # detection in Asterisk; a scripted caller that talked and stopped does.
+            heard_talk = any(talking for talking, _ in recording.segments)
+            if heard_talk and silent >= recording.max_silence:
+                finish_recording(engine, recording, "done")
+                return
+
+
+def finish_recording(engine: Engine, recording: LiveRecording, how: str) -> None:
+    """Stop (`done`) or cancel (`cancel`: file removed) a live recording."""
+    if recording.state not in ("recording", "paused", "queued"):
+        return
+    owner = engine.recording_owner.get(recording.name)
+    started = recording.state != "queued"
+    if owner is not None and started:
+        mark(engine, recording, owner)
+    recording.state = "done"
+    segments = list(recording.segments)
+    if recording.max_silence:
+        recording.report_silence = True
+        while segments and not segments[-1][0]:
+            segments.pop()  # Asterisk trims trailing silence
+    total = sum(seconds for _, seconds in segments)
+    recording.talking_duration = sum(s for talking, s in segments if talking)
+    recording.silence_duration = total - recording.talking_duration
+    recording.duration = total
+    path = recording_path(engine.config.recordings_dir, recording.name, recording.format)
+    if how == "cancel":
+        with contextlib.suppress(OSError):
+            path.unlink()
+    elif recording.write_failed or not inside(engine.config.recordings_dir, path):
+        recording.duration = 0
+    else:
+        try:
+            append = recording.if_exists == "append"
+            write_recording(path, recording.format, segments, append)
+            if append:
+                from pbx_service.simulator.media import wav_duration
+
+                if recording.format in ("wav", "wav16"):
+                    recording.duration = wav_duration(path)
+        except OSError:
+            recording.duration = 0
+    if recording.finish is not None and not recording.finish.done():
+        recording.finish.set_result(how)
+    engine.recordings.pop(recording.name, None)
+    engine.recording_owner.pop(recording.name, None)
+    if isinstance(owner, Channel) and owner.recording is recording:
+        owner.recording = None
+    if isinstance(owner, Bridge) and owner.recording is recording:
+        owner.recording = None
+    if owner is not None:
+        engine.emit_to(engine.target_apps(owner), "RecordingFinished",
+                       recording=recording.finished_json())
+        if isinstance(owner, Channel):
+            for party in (owner, owner.peer):
+                if party is None or party.transcript is None:
+                    continue
+                for entry in reversed(party.transcript.recordings):
+                    if entry["name"] == recording.name and entry["finished_at"] is None:
+                        entry["finished_at"] = engine.now()
+                        entry["state"] = "done" if how != "cancel" else "canceled"
+                        entry["duration"] = round(recording.duration, 3)
+                        break
+
+
+def check_new_recording(engine: Engine, name: str, fmt: str, if_exists: str) -> None:
+    """Name/format/ifExists checks shared by channel and bridge recording."""
+    from pbx_service.simulator.engine import AriError
+
+    if name in engine.recordings:
+        raise AriError(409, f"Recording '{name}' already exists and can not be overwritten")
+    if if_exists in ("fail",):
+        existing = find_stored(engine.config.recordings_dir, name)
+        if existing is not None and existing.suffix == f".{fmt}":
+            raise AriError(409, f"Recording '{name}' already exists and can not be overwritten")
