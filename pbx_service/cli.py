@@ -74,6 +74,22 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--config", "-c", type=Path, help="YAML config (for the database)")
     up.set_defaults(handler=cmd_db_upgrade)
 
+    prompts = sub.add_parser("prompts", help="voice prompts: build and check")
+    prompts_sub = prompts.add_subparsers(dest="prompts_command", required=True)
+    build = prompts_sub.add_parser(
+        "build",
+        help="convert recordings (wav/mp3/ogg/flac) to what Asterisk plays; speak missing ones",
+    )
+    build.add_argument("--source", type=Path, help="folder with <lang>/<name>.<ext> sources")
+    build.add_argument("--out", type=Path, help="output folder (default: ivr_prompts/)")
+    build.add_argument("--lang", action="append", help="only this language (repeatable)")
+    build.add_argument("--no-espeak", action="store_true", help="do not speak missing prompts")
+    build.set_defaults(handler=cmd_prompts_build)
+    pcheck = prompts_sub.add_parser("check", help="list missing or invalid prompts")
+    pcheck.add_argument("--config", "-c", type=Path, help="check the prompts this config uses")
+    pcheck.add_argument("--dir", type=Path, help="prompts folder (default: ivr_prompts/)")
+    pcheck.set_defaults(handler=cmd_prompts_check)
+
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
     check = cfg_sub.add_parser("check", help="validate a config file and exit")
@@ -97,6 +113,35 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         f"{len(config.teams)} team(s), ARI {config.ari.url} app {config.ari.app}"
     )
     return 0
+
+
+def cmd_prompts_build(args: argparse.Namespace) -> int:
+    from pbx_service.audio import build_prompts, render_build_report, shipped_prompts_dir
+
+    out = args.out or shipped_prompts_dir()
+    report = build_prompts(args.source or out, out, langs=args.lang, espeak=not args.no_espeak)
+    print(render_build_report(report))
+    return 1 if report.failed else 0
+
+
+def cmd_prompts_check(args: argparse.Namespace) -> int:
+    from pbx_service.audio import (
+        REQUIRED_PROMPTS,
+        SHIPPED_LANGS,
+        check_prompts,
+        render_problems,
+        shipped_prompts_dir,
+    )
+
+    config = _load_optional(args.config)
+    if config is not None:
+        folder = args.dir or config.prompts_dir or shipped_prompts_dir()
+        problems = check_prompts(folder, config.languages(), config.prompt_names())
+    else:
+        folder = args.dir or shipped_prompts_dir()
+        problems = check_prompts(folder, SHIPPED_LANGS, REQUIRED_PROMPTS)
+    print(render_problems(problems) if problems else f"{folder}: all prompts present and valid")
+    return 1 if problems else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:

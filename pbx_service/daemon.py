@@ -17,6 +17,7 @@ from pathlib import Path
 import platformdirs
 
 from pbx_service.ari import AriClient
+from pbx_service.audio import check_prompts, render_problems, shipped_prompts_dir
 from pbx_service.calls.app import CallApplication
 from pbx_service.config import Config
 from pbx_service.errors import PbxError
@@ -29,6 +30,21 @@ log = logging.getLogger(__name__)
 
 class DaemonError(PbxError):
     error_id = "daemon-failed"
+
+
+class PromptsMissing(DaemonError):
+    error_id = "prompts-missing"
+
+
+def check_configured_prompts(config: Config) -> None:
+    """Refuse to start when a prompt the config names is missing: a caller would hear
+    silence where the greeting should be."""
+    prompts_dir = config.prompts_dir or shipped_prompts_dir()
+    problems = check_prompts(prompts_dir, config.languages(), config.prompt_names())
+    if problems:
+        raise PromptsMissing(
+            "configured prompts are missing or unusable:\n" + render_problems(problems)
+        )
 
 
 def default_data_dir() -> Path:
@@ -80,6 +96,7 @@ class Daemon:
         return self._database
 
     async def start(self) -> None:
+        check_configured_prompts(self.config)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._database is None:
             self._database = await Database.open(self.config, self.data_dir)

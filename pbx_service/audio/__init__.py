@@ -20,6 +20,7 @@ from pbx_service.audio.prompts import (
     media_uri,
     prompt_path,
     prompt_text_path,
+    shipped_prompts_dir,
 )
 from pbx_service.audio.render import render_build_report, render_problems
 
@@ -41,6 +42,7 @@ __all__ = [
     "prompt_text_path",
     "render_build_report",
     "render_problems",
+    "shipped_prompts_dir",
     "to_mp3",
     "to_ogg",
 ]

@@ -102,3 +102,8 @@ def prompt_text_path(prompts_dir: Path, lang: str, name: str) -> Path:
 def media_uri(name: str) -> str:
     """The ARI media URI that plays prompt `name` in the channel's language."""
     return f"sound:{ASTERISK_SOUNDS_SUBDIR}/{check_prompt_name(name)}"
+
+
+def shipped_prompts_dir() -> Path:
+    """The ``ivr_prompts/`` folder that ships with this checkout or image."""
+    return Path(__file__).resolve().parents[2] / "ivr_prompts"

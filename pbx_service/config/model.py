@@ -145,6 +145,15 @@ class Config(Strict):
             )
         return self
 
+    def prompt_names(self) -> list[str]:
+        """Our prompts the flow plays (names without a scheme; `sound:...` are Asterisk's)."""
+        vm = self.flow.voicemail
+        names = [self.flow.greeting, self.flow.please_hold, vm.prompt, vm.thanks_prompt]
+        return sorted({name for name in names if ":" not in name})
+
+    def languages(self) -> list[str]:
+        return sorted({self.language, *(line.language for line in self.lines if line.language)})
+
     def line_for(self, did: str) -> Line | None:
         for line in self.lines:
             if line.did == did:
