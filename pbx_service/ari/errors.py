@@ -20,7 +20,8 @@ The tree (every class carries a stable kebab-case ``error_id``)::
 ``{"error": ...}`` as in 500 "Allocation failed"), ``method`` and ``path`` (never the query
 string nor credentials). ``means_channel_gone`` is True for the normal race where the caller hung
 up while a command was in flight (404 "Channel not found", 409/422 "Channel not in Stasis
-application"): the call flow treats those as a hangup and nothing logs them as errors.
+application", and 400 "Channel not found", which ``addChannel`` answers for a channel that no
+longer exists): the call flow treats those as a hangup and nothing logs them as errors.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 from pbx_service.errors import PbxError
 
 # Messages Asterisk sends when the channel a command addressed has left us.
-_CHANNEL_GONE_404 = "channel not found"
+_CHANNEL_NOT_FOUND = "channel not found"
 _CHANNEL_GONE_409_422 = "channel not in stasis application"
 
 
@@ -82,8 +83,9 @@ class AriHTTPError(AriError):
     def means_channel_gone(self) -> bool:
         """True when the addressed channel has hung up or left Stasis (a normal race)."""
         msg = self.message.strip().lower()
-        if self.status == 404:
-            return msg == _CHANNEL_GONE_404
+        if self.status in (400, 404):
+            # 400 comes from addChannel when a listed channel has already been destroyed.
+            return msg == _CHANNEL_NOT_FOUND
         if self.status in (409, 422):
             return msg == _CHANNEL_GONE_409_422
         return False

@@ -56,6 +56,7 @@ def test_status_maps_to_class(status: int, cls: type[AriHTTPError]) -> None:
     ("status", "message", "gone"),
     [
         (404, "Channel not found", True),
+        (400, "Channel not found", True),  # addChannel with a destroyed channel
         (409, "Channel not in Stasis application", True),
         (422, "Channel not in Stasis application", True),
         (404, "Provided variable was not found", False),
