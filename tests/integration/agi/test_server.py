@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import pytest
 
+from pbx_service.agi import testing
 from pbx_service.agi.errors import (
     AgiArgumentError,
     AgiCommandError,
@@ -36,45 +36,16 @@ REQUEST = (
 )
 
 
-class FakeAsterisk:
-    """The Asterisk side of one FastAGI connection."""
+class FakeAsterisk(testing.FakeAsterisk):
+    """Remembers every connection so the autouse fixture closes them all."""
 
     opened: ClassVar[list[FakeAsterisk]] = []
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
     @classmethod
-    async def connect(cls, port: int, block: bytes = REQUEST) -> FakeAsterisk:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(block)
-        await writer.drain()
-        client = cls(reader, writer)
+    async def connect(cls, port: int, block: bytes = REQUEST, host: str = "127.0.0.1") -> Self:
+        client = await super().connect(port, block, host)
         cls.opened.append(client)
         return client
-
-    async def expect(self) -> bytes:
-        """The next command line the server sent (b'' at EOF)."""
-        return await asyncio.wait_for(self.reader.readline(), 5)
-
-    async def send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def answer(self, reply: bytes) -> bytes:
-        """Read one command, send ``reply``, return the command."""
-        command = await self.expect()
-        await self.send(reply)
-        return command
-
-    async def closed_by_server(self) -> bool:
-        return await asyncio.wait_for(self.reader.read(), 5) == b""
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(ConnectionError):
-            await self.writer.wait_closed()
 
 
 @pytest.fixture(autouse=True)

@@ -18,9 +18,8 @@ from pbx_service.ami.errors import (
     AmiTimeout,
 )
 from pbx_service.ami.protocol import format_action
+from pbx_service.ami.testing import FakeAmiServer, frame
 from pbx_service.errors import PbxError
-
-from .fake_ami import FakeAmi, frame
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -28,15 +27,15 @@ ClientFactory = Callable[..., AmiClient]
 
 
 @pytest.fixture
-async def ami() -> AsyncIterator[FakeAmi]:
-    server = FakeAmi()
+async def ami() -> AsyncIterator[FakeAmiServer]:
+    server = FakeAmiServer()
     await server.start()
     yield server
     await server.close()
 
 
 @pytest.fixture
-async def make_client(ami: FakeAmi) -> AsyncIterator[ClientFactory]:
+async def make_client(ami: FakeAmiServer) -> AsyncIterator[ClientFactory]:
     clients: list[AmiClient] = []
 
     def make(**kwargs: Any) -> AmiClient:
@@ -58,7 +57,9 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
             await asyncio.sleep(0.01)
 
 
-async def test_connect_returns_only_after_login(ami: FakeAmi, make_client: ClientFactory) -> None:
+async def test_connect_returns_only_after_login(
+    ami: FakeAmiServer, make_client: ClientFactory
+) -> None:
     ami.login_delay = 0.3
     client = make_client()
     loop = asyncio.get_running_loop()
@@ -85,7 +86,7 @@ async def test_send_action_before_connect_raises_our_error(make_client: ClientFa
 
 
 async def test_bad_secret_raises_auth_error_and_stops(
-    ami: FakeAmi, make_client: ClientFactory
+    ami: FakeAmiServer, make_client: ClientFactory
 ) -> None:
     client = make_client(secret="wrong")
     with pytest.raises(AmiAuthError, match="Authentication failed") as info:
@@ -97,7 +98,7 @@ async def test_bad_secret_raises_auth_error_and_stops(
 
 
 async def test_unreachable_port_gives_up_after_the_timeout(
-    ami: FakeAmi, make_client: ClientFactory
+    ami: FakeAmiServer, make_client: ClientFactory
 ) -> None:
     await ami.stop_listening()
     client = make_client()
@@ -107,7 +108,7 @@ async def test_unreachable_port_gives_up_after_the_timeout(
 
 
 async def test_utf8_split_across_two_tcp_reads_arrives_intact(
-    ami: FakeAmi, make_client: ClientFactory
+    ami: FakeAmiServer, make_client: ClientFactory
 ) -> None:
     events: list[AmiMessage] = []
     client = make_client()
@@ -128,7 +129,7 @@ async def test_utf8_split_across_two_tcp_reads_arrives_intact(
 
 
 async def test_originate_without_async_keeps_the_connection(
-    ami: FakeAmi, make_client: ClientFactory
+    ami: FakeAmiServer, make_client: ClientFactory
 ) -> None:
     client = make_client()
     await client.connect()
@@ -158,7 +159,7 @@ async def test_originate_without_async_keeps_the_connection(
 
 
 async def test_originate_with_async_spelled_yes_is_normalised(
-    ami: FakeAmi, make_client: ClientFactory
+    ami: FakeAmiServer, make_client: ClientFactory
 ) -> None:
     client = make_client()
     await client.connect()
@@ -172,7 +173,7 @@ async def test_originate_with_async_spelled_yes_is_normalised(
 
 
 async def test_events_reach_sync_and_async_handlers(
-    ami: FakeAmi, make_client: ClientFactory
+    ami: FakeAmiServer, make_client: ClientFactory
 ) -> None:
     seen: list[tuple[str, str]] = []
     async_done = asyncio.Event()
@@ -207,7 +208,7 @@ async def test_events_reach_sync_and_async_handlers(
 
 
 async def test_reconnect_after_the_server_drops_the_connection(
-    ami: FakeAmi, make_client: ClientFactory
+    ami: FakeAmiServer, make_client: ClientFactory
 ) -> None:
     events: list[AmiMessage] = []
     client = make_client()
@@ -225,7 +226,7 @@ async def test_reconnect_after_the_server_drops_the_connection(
 
 
 async def test_action_in_flight_fails_on_drop_and_is_not_resent(
-    ami: FakeAmi, make_client: ClientFactory
+    ami: FakeAmiServer, make_client: ClientFactory
 ) -> None:
     ami.handlers["Originate"] = lambda f: [frame(_drop=True)]
     client = make_client()
@@ -238,7 +239,7 @@ async def test_action_in_flight_fails_on_drop_and_is_not_resent(
     assert names.count("Originate") == 1  # no second call placed after the reconnect
 
 
-async def test_list_responses_and_helpers(ami: FakeAmi, make_client: ClientFactory) -> None:
+async def test_list_responses_and_helpers(ami: FakeAmiServer, make_client: ClientFactory) -> None:
     ami.handlers["DeviceStateList"] = lambda f: [
         frame(Response="Success", EventList="start", Message="Device State Changes will follow"),
         frame(Event="DeviceStateChange", Device="PJSIP/101", State="NOT_INUSE"),
@@ -263,7 +264,9 @@ async def test_list_responses_and_helpers(ami: FakeAmi, make_client: ClientFacto
     assert reply["Output"] == ["Channel   Location   State", "0 active channels"]
 
 
-async def test_error_response_and_bad_headers(ami: FakeAmi, make_client: ClientFactory) -> None:
+async def test_error_response_and_bad_headers(
+    ami: FakeAmiServer, make_client: ClientFactory
+) -> None:
     client = make_client()
     await client.connect()
     with pytest.raises(AmiActionError, match="Invalid/unknown command") as info:
@@ -280,7 +283,7 @@ async def test_error_response_and_bad_headers(ami: FakeAmi, make_client: ClientF
     assert client.connected
 
 
-async def test_action_timeout(ami: FakeAmi, make_client: ClientFactory) -> None:
+async def test_action_timeout(ami: FakeAmiServer, make_client: ClientFactory) -> None:
     ami.handlers["Slow"] = lambda f: [frame(_delay=1.0, Response="Success")]
     client = make_client()
     await client.connect()
@@ -288,7 +291,7 @@ async def test_action_timeout(ami: FakeAmi, make_client: ClientFactory) -> None:
         await client.send_action({"Action": "Slow"}, timeout=0.2)
 
 
-async def test_close_stops_reconnecting(ami: FakeAmi, make_client: ClientFactory) -> None:
+async def test_close_stops_reconnecting(ami: FakeAmiServer, make_client: ClientFactory) -> None:
     client = make_client()
     await client.connect()
     await client.close()
@@ -300,7 +303,7 @@ async def test_close_stops_reconnecting(ami: FakeAmi, make_client: ClientFactory
 
 
 async def test_unanswered_ping_forces_a_reconnect(
-    ami: FakeAmi, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+    ami: FakeAmiServer, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = make_client(ping_interval=0.1, ping_timeout=0.2)
     await client.connect()
@@ -313,7 +316,7 @@ async def test_unanswered_ping_forces_a_reconnect(
 
 
 async def test_reconnect_after_the_server_was_down_for_a_while(
-    ami: FakeAmi, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+    ami: FakeAmiServer, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = make_client()
     await client.connect()

@@ -23,6 +23,7 @@ from pbx_service.agi.protocol import (
     parse_request,
     quote,
 )
+from pbx_service.agi.testing import request_block
 from pbx_service.errors import PbxError
 
 TRACE = (
@@ -332,3 +333,11 @@ def test_quoted_arguments_reach_asterisk_unchanged(values: list[str]) -> None:
 def test_quote_alone() -> None:
     assert quote('a"b\\c') == '"a\\"b\\\\c"'
     assert quote(42) == '"42"'
+
+
+def test_testing_request_block_is_what_the_parser_expects() -> None:
+    raw = request_block("ivr/main?team=sales", args=["a", "b"], callerid="+74951234567")
+    request = parse_request(raw)
+    assert (request.script, dict(request.query)) == ("ivr/main", {"team": "sales"})
+    assert request.args == ("a", "b")
+    assert request.callerid == "+74951234567"
