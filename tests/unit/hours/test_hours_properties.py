@@ -102,7 +102,8 @@ def schedules(draw: st.DrawFn) -> Schedule:
     extra: dict[str, object] = {}
     for day in draw(st.lists(dates, max_size=2)):
         working = [name for name, periods in zip(WEEKDAY_NAMES, week, strict=True) if periods]
-        if working and draw(st.booleans()):
+        use_like: bool = draw(st.booleans())
+        if working and use_like:
             extra[day.isoformat()] = f"like: {draw(st.sampled_from(working))}"
         else:
             extra[day.isoformat()] = draw(day_periods(min_count=1))
