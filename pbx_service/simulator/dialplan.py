@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pbx_service.simulator.channels import Channel
 from pbx_service.simulator.media import LiveRecording
@@ -385,9 +385,10 @@ class Dialplan:
         engine.call_log.append({"kind": "voicemail", "channel_id": channel.id, "did": did,
                                 "recording": name, "box": data})
         assert recording.finish is not None
-        gone = asyncio.ensure_future(channel.gone.wait())
+        gone: asyncio.Future[Any] = asyncio.ensure_future(channel.gone.wait())
+        finish: asyncio.Future[Any] = recording.finish
         try:
-            await asyncio.wait([recording.finish, gone], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([finish, gone], return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
         if recording.state == "recording":

@@ -645,8 +645,7 @@ class Engine:
 
     # -- endpoints -------------------------------------------------------------------------
     def endpoint_json(self, phone: Phone) -> dict[str, Any]:
-        prefix = f"{phone.tech}/{phone.resource.split('@')[-1] if '@' in phone.resource else phone.resource}-"
-        channel_ids = [c.id for c in self.channels if c.name.startswith(prefix)]
+        channel_ids = [c.id for c in self.channels if c.phone_endpoint == phone.endpoint]
         return {"technology": phone.tech, "resource": phone.resource, "state": phone.state,
                 "channel_ids": channel_ids}
 

@@ -15,6 +15,7 @@ import math
 import pathlib
 import struct
 import wave
+from collections.abc import Sequence
 from typing import Any
 
 # Durations (seconds) of Asterisk core sounds, measured from the recorded traces or the
@@ -192,7 +193,7 @@ class SoundLibrary:
             return math.inf
         return None
 
-    def _sequence(self, sounds: list[str | None], language: str) -> float | None:
+    def _sequence(self, sounds: Sequence[str | None], language: str) -> float | None:
         total = 0.0
         for sound in sounds:
             if sound is None:
@@ -224,7 +225,7 @@ def _char_sound(ch: str) -> str | None:
     return _digit_sound(ch)
 
 
-def _number_sounds(value: int) -> list[str | None]:
+def _number_sounds(value: int) -> list[str]:
     if value < 0:
         return ["digits/minus", *_number_sounds(-value)]
     if value < 20:
@@ -383,7 +384,7 @@ def find_stored(recordings_dir: pathlib.Path, name: str) -> pathlib.Path | None:
 
 
 def list_stored(recordings_dir: pathlib.Path) -> list[dict[str, str]]:
-    result = []
+    result: list[dict[str, str]] = []
     if not recordings_dir.is_dir():
         return result
     known = set(RECORDING_FORMATS.values())
@@ -399,7 +400,7 @@ def render_audio(segments: list[tuple[bool, float]], rate: int) -> bytes:
     """16-bit mono PCM: silence, or a quiet 440 Hz tone where someone talks."""
     frames = bytearray()
     for talking, seconds in segments:
-        count = int(round(seconds * rate))
+        count = round(seconds * rate)
         if not talking:
             frames += bytes(2 * count)
             continue

@@ -48,7 +48,7 @@ def _phone_for(engine: Engine, tech: str, resource: str) -> tuple[Phone | None, 
         raise allocation_failed()
     endpoint = f"{tech}/{resource}"
     phone = engine.phones.get(endpoint)
-    user, at, host = resource.partition("@")
+    _user, at, host = resource.partition("@")
     if phone is None and at and host in engine.config.trunks:
         return None, host
     if phone is None or not phone.behaviour.online:
@@ -467,7 +467,7 @@ async def _run_script(engine: Engine, channel: Channel, steps: list[Step]) -> No
                 return _give_up(engine, channel, "not answered in time")
         elif isinstance(step, WaitBridged):
             ok = await _poll(engine, channel, lambda: bool(
-                channel.bridge is not None and len(channel.bridge.channels) > 1
+                (channel.bridge is not None and len(channel.bridge.channels) > 1)
                 or transcript.bridged), step.timeout)
             if not ok:
                 return _give_up(engine, channel, "not bridged in time")

@@ -780,8 +780,14 @@ async def bridges_add(call: Call) -> Result:
     for channel in channels:
         bridge.apps.add(channel.stasis_app or "")
         bridge.apps.discard("")
-        await _blocking(channel, lambda c=channel: engine.join_bridge(bridge, c, role, inhibit))
+        joiner = _joiner(engine, bridge, channel, role, inhibit)
+        await _blocking(channel, joiner)
     return 204, None
+
+
+def _joiner(engine: Engine, bridge: Bridge, channel: Channel, role: str,
+            inhibit: bool) -> Callable[[], None]:
+    return lambda: engine.join_bridge(bridge, channel, role, inhibit)
 
 
 @route("POST", "bridges/{bridgeId}/removeChannel")

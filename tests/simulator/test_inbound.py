@@ -47,7 +47,7 @@ async def test_inbound_call_reaches_pbx_service(
     await events.wait_for("StasisEnd")
     assert events.types(channel["id"]) == [
         "StasisStart", "ChannelStateChange", "ChannelHangupRequest", "StasisEnd"]
-    request = [e for e in events.events if e["type"] == "ChannelHangupRequest"][0]
+    request = next(e for e in events.events if e["type"] == "ChannelHangupRequest")
     assert request["cause"] == 16 and "soft" not in request
 
 
@@ -55,7 +55,8 @@ async def test_play_stop_and_hangup_during_playback(
     sim: Simulator, http: aiohttp.ClientSession, connect: Connect
 ) -> None:
     events = await connect("pbx-service")
-    handle = await sim.place_call("+7916", "100", steps=[WaitPlayback("sound:beep", "finished"), Hangup()])
+    handle = await sim.place_call(
+        "+7916", "100", steps=[WaitPlayback("sound:beep", "finished"), Hangup()])
     channel_id = (await events.wait_for("StasisStart"))["channel"]["id"]
     base = f"{sim.base_url}/channels/{channel_id}"
     async with http.post(f"{base}/play", params={"media": "sound:hello-world,digits:12",

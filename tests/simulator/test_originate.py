@@ -166,7 +166,7 @@ async def test_ring_all_cancel_reasons(
             ((e.get("channel") or {}).get("id") or "")[:-2])]
         leg = [e for e in leg if e["type"] in ("ChannelHangupRequest", "Dial",
                                                "ChannelDestroyed")][-6:]
-        summary = [(e["type"], (e.get("channel") or e.get("peer"))["id"],
+        summary = [(e["type"], (e.get("channel") or e.get("peer") or {})["id"],
                     e.get("cause", e.get("dialstatus")), e.get("soft")) for e in leg]
         assert summary == [
             ("ChannelHangupRequest", channel_id, 32, True),
