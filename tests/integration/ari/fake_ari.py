@@ -48,7 +48,8 @@ class FakeAri:
     requests: list[SeenRequest] = field(default_factory=list)
     replies: dict[tuple[str, str], Reply] = field(default_factory=dict)
     # Per connection, consumed in order: "normal", "close" (close right after the greeting
-    # frames) or "dead" (never read, never answer PINGs, keep TCP open).
+    # frames), "abort" (drop TCP without a CLOSE frame) or "dead" (never read, never answer
+    # PINGs, keep TCP open).
     ws_modes: list[str] = field(default_factory=list)
     greeting: list[str | bytes] = field(default_factory=list)  # frames sent on every connect
     ping_reply: Reply = field(default_factory=lambda: Reply(200, {"ping": "pong"}))
@@ -101,6 +102,10 @@ class FakeAri:
                 await ws.send_str(frame)
         if mode == "close":
             await ws.close()
+        elif mode == "abort":
+            # No CLOSE frame: the TCP connection just dies, as when Asterisk crashes.
+            assert request.transport is not None
+            request.transport.abort()
         elif mode == "dead":
             await self.stop.wait()
         else:

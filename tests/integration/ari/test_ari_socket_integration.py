@@ -386,3 +386,19 @@ async def test_close_does_not_wait_for_a_hanging_handshake() -> None:
             w.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_reconnects_after_the_tcp_connection_is_dropped(fake_ari: FakeAri) -> None:
+    fake_ari.ws_modes = ["abort", "abort"]
+    fake_ari.greeting = [dtmf("c1", "1", 0)]
+    listener = RecordingListener()
+    async with running(make_client(fake_ari), listener) as client:
+        await eventually(lambda: len(fake_ari.connect_times) == 3)
+        await client.wait_connected(2)
+        await asyncio.sleep(0.5)  # the third connection is healthy and stays
+        assert len(fake_ari.connect_times) == 3
+    assert listener.connects == [False, True, True]
+    assert listener.disconnects == 3
+    # An abort may discard unsent greeting bytes; the healthy connection's arrive for sure.
+    assert 1 <= len(listener.events) <= 3
+    assert all(e.digit == "1" for e in listener.events)
