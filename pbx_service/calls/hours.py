@@ -6,9 +6,10 @@ touch are one opening (a Friday 20:00-24:00 and a Saturday 00:00-08:00 make one 
 
 What a day's periods are, in order of precedence: a date under ``closed`` has none; under
 ``extra_working_days`` its own periods or those of the weekday it is "like" (even on a public
-holiday); under ``shortened`` its replacement periods; a public holiday has none; otherwise the
-weekly periods of its weekday. A period belongs to the day it starts on, so a night shift that
-began on a working Friday runs into a Saturday holiday.
+holiday); under ``shortened`` its replacement periods; a weekend day that the official calendar
+makes a working day, when ``holidays.working_weekends`` is set, those hours; a public holiday
+has none; otherwise the weekly periods of its weekday. A period belongs to the day it starts
+on, so a night shift that began on a working Friday runs into a Saturday holiday.
 
 Daylight saving time. Periods are wall-clock times in the schedule's zone:
 - a wall time that does not exist (clocks jump forward, e.g. 02:30 on the last Sunday of March
@@ -42,7 +43,7 @@ from zoneinfo import ZoneInfo
 
 import holidays as holidays_package
 
-from pbx_service.config.hours import WEEKDAY_NAMES, Period, Schedule
+from pbx_service.config.hours import WEEKDAY_NAMES, Period, Schedule, WorkingDay
 from pbx_service.errors import PbxError
 
 HORIZON = timedelta(days=400)
@@ -177,9 +178,30 @@ class BusinessHours:
             periods = tuple(sorted(shortened, key=lambda p: p.start))
             detail = "shortened day: " + ", ".join(str(p) for p in periods)
             return DayPlan(day, periods, Reason.SHORTENED, detail)
+        working = self._calendar_working_weekend(day)
+        if working is not None:
+            if working.like is not None:
+                periods = self._week[working.like]
+                hours_of = f"hours of {WEEKDAY_NAMES[working.like]}"
+            else:
+                periods = tuple(sorted(working.periods, key=lambda p: p.start))
+                hours_of = ", ".join(str(p) for p in periods)
+            detail = f"working weekend day of the official calendar, {hours_of}"
+            return DayPlan(day, periods, Reason.EXTRA_WORKING_DAY, detail)
         if holiday:
             return DayPlan(day, (), Reason.HOLIDAY, holiday)
         return DayPlan(day, self._week[day.weekday()], Reason.WEEKLY, "weekly hours")
+
+    def _calendar_working_weekend(self, day: date) -> WorkingDay | None:
+        """The configured hours when the calendar makes this weekend day a working day."""
+        holidays = self.schedule.holidays
+        if self._calendar is None or holidays is None or holidays.working_weekends is None:
+            return None
+        # Looking a date up loads its year; the next year too, as a working Saturday may
+        # be listed with the year of the day off it pays for.
+        _ = day in self._calendar, date(day.year + 1, 1, 1) in self._calendar
+        workdays: set[date] = getattr(self._calendar, "weekend_workdays", set())
+        return holidays.working_weekends if day in workdays else None
 
     def _day_spans(self, day: date) -> tuple[_Span, ...]:
         spans = self._spans.get(day)

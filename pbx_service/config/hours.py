@@ -30,7 +30,9 @@ package and are closed all day. Without the key (or with ``holidays: off``) publ
 are ordinary days. A holiday listed under ``extra_working_days`` or ``shortened`` is worked.
 The Russian production calendar moves working days (a Saturday worked instead of a Monday
 off): list the Saturday under ``extra_working_days`` as ``"like: monday"``; the Monday off is
-already a holiday in the package.
+already a holiday in the package. Or let the calendar do it: ``holidays: {country: RU,
+working_weekends: "like: monday"}`` works every weekend day the official calendar makes a
+working day (e.g. Saturday 2027-02-20) with Monday's periods (or give a list of periods).
 
 A date may appear in only one of ``closed``, ``shortened`` and ``extra_working_days``.
 
@@ -336,6 +338,11 @@ class PublicHolidays(_Strict):
     subdivision: str | None = Field(
         None, description="Region code where holidays differ by region, e.g. BY for Bavaria."
     )
+    working_weekends: WorkingDayText | None = Field(
+        None,
+        description="Hours on weekend days the official calendar makes working days (Russia "
+        'moves days off this way), e.g. "like: monday"; default: those days stay closed.',
+    )
 
     @field_validator("country")
     @classmethod
@@ -410,6 +417,22 @@ class Schedule(_Strict):
     @classmethod
     def _switch(cls, value: object) -> object:
         return _holidays_switch(value)
+
+    @field_validator("holidays")
+    @classmethod
+    def _working_weekends_like(
+        cls, value: PublicHolidays | None, info: ValidationInfo
+    ) -> PublicHolidays | None:
+        weekly = info.data.get("weekly")
+        working = value.working_weekends if value is not None else None
+        if working is not None and working.like is not None and weekly is not None:
+            if not _week_of(weekly)[working.like]:
+                name = WEEKDAY_NAMES[working.like]
+                raise ValueError(
+                    f"working_weekends: like {name}, but {name} has no periods in weekly; "
+                    "name a working weekday or list the periods"
+                )
+        return value
 
     @field_validator("shortened", "extra_working_days", mode="before")
     @classmethod

@@ -280,6 +280,28 @@ def test_production_calendar_2027_february() -> None:
     assert schedule.next_opening(local("2027-02-20 18:00")) == local("2027-02-24 09:00")
 
 
+def test_calendar_working_weekends_when_asked() -> None:
+    calendar = hours(
+        "timezone: Europe/Moscow\nweekly: {mon-fri: ['09:00-18:00']}\n"
+        "holidays: {country: RU, working_weekends: 'like: monday'}\n"
+        "closed: [2024-12-28]\n"
+    )
+    status = calendar.status_at(local("2027-02-20 10:00"))  # Saturday worked for 22 Feb
+    assert status.is_open
+    assert status.reason is Reason.EXTRA_WORKING_DAY
+    assert "official calendar" in status.detail
+    assert calendar.is_open(local("2024-11-02 17:59"))  # 2024: Saturday for 4 November
+    assert not calendar.is_open(local("2024-12-28 10:00"))  # an explicit closure wins
+    assert not calendar.is_open(local("2027-02-13 10:00"))  # an ordinary Saturday
+    own = hours(
+        "timezone: Europe/Moscow\nweekly: {mon-fri: ['09:00-18:00']}\n"
+        "holidays: {country: RU, working_weekends: ['10:00-14:00']}\n"
+    )
+    assert own.next_closing(local("2027-02-20 10:00")) == local("2027-02-20 14:00")
+    # Without the option those Saturdays stay closed.
+    assert not hours(OFFICE).is_open(local("2027-02-20 10:00"))
+
+
 # -- overnight periods ---------------------------------------------------------------------
 
 

@@ -265,6 +265,17 @@ def _sched(body: str) -> str:
             ["unknown subdivision 'XX' of DE", "BY"],
         ),
         (
+            "    weekly: {mon: ['09:00-18:00']}\n"
+            "    holidays: {country: RU, working_weekends: 'like: saturday'}\n",
+            "schedules.office.holidays",
+            ["working_weekends: like saturday, but saturday has no periods"],
+        ),
+        (
+            "    weekly: {}\n    holidays: {country: RU, working_weekends: 'yes'}\n",
+            "schedules.office.holidays.working_weekends",
+            ['"like: monday"'],
+        ),
+        (
             "    weekly: {}\n    holidays: {country: RU, region: X}\n",
             "schedules.office.holidays.region",
             ["Extra inputs are not permitted"],

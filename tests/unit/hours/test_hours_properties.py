@@ -90,6 +90,11 @@ def schedules(draw: st.DrawFn) -> Schedule:
     body: dict[str, Any] = {"timezone": zone, "weekly": weekly}
     if draw(st.booleans()):
         body["holidays"] = {"country": "RU"}
+        working = [name for name, periods in zip(WEEKDAY_NAMES, week, strict=True) if periods]
+        use_working_weekends: bool = draw(st.booleans())
+        if working and use_working_weekends:
+            like = draw(st.sampled_from(working))
+            body["holidays"]["working_weekends"] = f"like: {like}"
     closed: list[str] = []
     for first in draw(st.lists(dates, max_size=2)):
         length = draw(st.integers(0, 4))
@@ -127,6 +132,12 @@ def instants(draw: st.DrawFn) -> datetime:
 _CALENDAR = holidays_package.country_holidays("RU")
 
 
+def _calendar_workday(day: date) -> bool:
+    # Looking dates up loads their years into the calendar, weekend_workdays included.
+    _ = day in _CALENDAR, date(day.year + 1, 1, 1) in _CALENDAR
+    return day in _CALENDAR.weekend_workdays
+
+
 def _oracle_open(schedule: Schedule, at: datetime) -> bool:
     """Open by the wall-clock rule, worked out independently (zones without DST only)."""
     wall = at.astimezone(schedule.zone()).replace(tzinfo=None)
@@ -139,6 +150,14 @@ def _oracle_open(schedule: Schedule, at: datetime) -> bool:
             periods = week[extra.like] if extra.like is not None else extra.periods
         elif day in schedule.shortened:
             periods = tuple(schedule.shortened[day])
+        elif (
+            schedule.holidays is not None
+            and schedule.holidays.working_weekends is not None
+            and _calendar_workday(day)
+        ):
+            like = schedule.holidays.working_weekends.like
+            assert like is not None
+            periods = week[like]
         elif schedule.holidays is not None and day in _CALENDAR:
             periods = ()
         else:
