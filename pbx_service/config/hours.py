@@ -45,9 +45,9 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from functools import cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -117,12 +117,6 @@ class DateRange:
     def __contains__(self, day: object) -> bool:
         return isinstance(day, date) and self.first <= day <= self.last
 
-    def days(self) -> Iterable[date]:
-        day = self.first
-        while day <= self.last:
-            yield day
-            day += timedelta(days=1)
-
     def __str__(self) -> str:
         if self.first == self.last:
             return self.first.isoformat()
@@ -166,13 +160,13 @@ def parse_period(value: object) -> Period:
     start, end = sh * 60 + sm, eh * 60 + em
     if start == MINUTES_PER_DAY:
         raise ValueError(f"{value!r}: a period cannot start at 24:00; start it at 00:00")
-    if end == 0:
-        end = MINUTES_PER_DAY  # "20:00-00:00" is the same as "20:00-24:00"
     if start == end:
         raise ValueError(
             f"{value!r} is empty (it starts and ends at the same time); "
             "give a real period, or 00:00-24:00 for the whole day"
         )
+    if end == 0:
+        end = MINUTES_PER_DAY  # "20:00-00:00" is the same as "20:00-24:00"
     return Period(start, end)
 
 

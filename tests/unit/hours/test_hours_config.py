@@ -139,6 +139,11 @@ def _sched(body: str) -> str:
             ["is empty", "00:00-24:00"],
         ),
         (
+            '    weekly: {mon: ["00:00-00:00"]}\n',
+            "schedules.office.weekly.mon[0]",
+            ["is empty", "00:00-24:00"],
+        ),
+        (
             '    weekly: {mon: ["9-18"]}\n',
             "schedules.office.weekly.mon[0]",
             ["not a time period", "HH:MM-HH:MM"],
