@@ -352,3 +352,8 @@ class BusinessHours:
         opening = self.next_opening(at_utc)
         closing = None if opening is None else self.next_closing(opening)
         return HoursStatus(self._out(at_utc), False, plan.kind, detail, opening, closing)
+
+
+def business_hours(schedules: Mapping[str, Schedule]) -> dict[str, BusinessHours]:
+    """One `BusinessHours` per configured schedule, keyed by the schedule's name."""
+    return {name: BusinessHours(schedule, name) for name, schedule in schedules.items()}

@@ -58,13 +58,33 @@ def parse_at(text: str, tz: ZoneInfo, *, now: datetime | None = None) -> datetim
 
 
 def render_hours(schedules: Mapping[str, BusinessHours], at: datetime) -> str:
-    """For each schedule: open or closed at `at` and why, the next opening and closing."""
+    """For each schedule: open or closed at the instant `at` and why, next opening and closing."""
     if at.tzinfo is None or at.utcoffset() is None:
         raise NaiveTimeError(f"{at.isoformat()} has no time zone; use parse_at to read times")
-    lines = [f"Business hours at {_when(at.astimezone(UTC))}"]
-    if not schedules:
+    header = f"Business hours at {_when(at.astimezone(UTC))}"
+    return _render(header, [(name, hours, at) for name, hours in schedules.items()])
+
+
+def render_hours_at(
+    schedules: Mapping[str, BusinessHours], text: str, *, now: datetime | None = None
+) -> str:
+    """Like `render_hours`, reading `text` with `parse_at` in each schedule's own zone.
+
+    So ``--at "2026-12-31 17:30"`` asks every schedule about 17:30 on its own clock; an ISO
+    time with an offset, or "now", is the same instant for all.
+    """
+    now = now if now is not None else datetime.now(UTC)  # one "now" for every schedule
+    entries = [
+        (name, hours, parse_at(text, hours.zone, now=now)) for name, hours in schedules.items()
+    ]
+    return _render(f"Business hours at {text.strip()} (each schedule's local time)", entries)
+
+
+def _render(header: str, entries: list[tuple[str, BusinessHours, datetime]]) -> str:
+    lines = [header]
+    if not entries:
         lines.append("  (no schedules configured)")
-    for name, hours in schedules.items():
+    for name, hours, at in entries:
         status = hours.status_at(at)
         lines.append("")
         lines.append(f"{name}  ({hours.zone.key}, {describe_holidays(hours.schedule.holidays)})")

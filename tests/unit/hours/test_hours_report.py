@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pbx_service.calls.hours import BusinessHours, NaiveTimeError
+from pbx_service.calls.hours import BusinessHours, NaiveTimeError, business_hours
 from pbx_service.errors import PbxError
-from pbx_service.ops.hours_report import BadTimeError, parse_at, render_hours
+from pbx_service.ops.hours_report import BadTimeError, parse_at, render_hours, render_hours_at
 
 from .helpers import BERLIN, MOSCOW, root
 
@@ -31,7 +31,10 @@ schedules:
 
 
 def _all() -> dict[str, BusinessHours]:
-    return {n: BusinessHours(s, n) for n, s in root(SCHEDULES).schedules.items()}
+    built = business_hours(root(SCHEDULES).schedules)
+    assert list(built) == ["office", "night-support"]
+    assert built["office"].name == "office"
+    return built
 
 
 def test_report_on_new_years_eve() -> None:
@@ -79,6 +82,23 @@ def test_report_without_schedules_and_with_nothing_ahead() -> None:
     assert "  opens    not within 400 days\n" in text
     with pytest.raises(NaiveTimeError):
         render_hours(never, datetime(2026, 1, 1))
+
+
+def test_report_at_a_wall_time_asks_each_schedule_on_its_own_clock() -> None:
+    text = render_hours_at(_all(), "2026-12-31 19:30")
+    assert text.startswith("Business hours at 2026-12-31 19:30 (each schedule's local time)\n")
+    assert "  at       Thu 2026-12-31 19:30 MSK\n" in text
+    assert "  at       Thu 2026-12-31 19:30 CET\n" in text
+    assert "  opens    Thu 2026-12-31 20:00 CET (in 30 min)\n" in text
+
+
+def test_report_at_now_is_one_instant_for_all() -> None:
+    fixed = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)  # 21:00 in Moscow, 19:00 in Berlin
+    text = render_hours_at(_all(), "now", now=fixed)
+    assert "  at       Wed 2026-11-25 21:00 MSK\n" in text
+    assert "  at       Wed 2026-11-25 19:00 CET\n" in text
+    with pytest.raises(BadTimeError):
+        render_hours_at(_all(), "yesterday")
 
 
 @pytest.mark.parametrize(
