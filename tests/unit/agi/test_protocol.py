@@ -341,3 +341,14 @@ def test_testing_request_block_is_what_the_parser_expects() -> None:
     assert (request.script, dict(request.query)) == ("ivr/main", {"team": "sales"})
     assert request.args == ("a", "b")
     assert request.callerid == "+74951234567"
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_only_ever_raise_protocol_errors(noise: bytes) -> None:
+    for prefix in (b"", b"agi_request: agi://h/r\n\n"):
+        decoder = AgiDecoder(max_request_bytes=200, max_reply_bytes=200)
+        try:
+            decoder.feed(prefix + noise)
+            decoder.feed_eof()
+        except AgiProtocolError:
+            pass

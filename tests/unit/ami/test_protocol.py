@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import itertools
 import json
 import pathlib
@@ -192,3 +193,21 @@ def test_format_action_refuses_injection(action: dict[str, Any]) -> None:
     with pytest.raises(AmiArgumentError) as info:
         format_action(action)
     assert info.value.error_id == "ami-bad-argument"
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_only_ever_raise_protocol_errors(noise: bytes) -> None:
+    try:
+        parse_frames(noise)
+    except AmiProtocolError:
+        pass
+    try:
+        AmiFrameDecoder(max_frame_bytes=100).feed(noise)
+    except AmiProtocolError:
+        pass
+
+
+def test_panoramisk_is_the_version_the_shim_patches() -> None:
+    # client.py overrides panoramisk internals (data_received, handle_message, login,
+    # connection_made/lost, ping, awaiting_actions); re-check them before moving the pin.
+    assert importlib.metadata.version("panoramisk") == "1.4"
