@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -245,6 +246,13 @@ class FastAgiServer:
         command_timeout: float = 10.0,
         max_request_bytes: int = 16384,
     ) -> None:
+        for path, handler in routes.items():
+            call = getattr(handler, "__call__", None)  # noqa: B004 -- async callable objects too
+            if not (inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call)):
+                raise AgiError(
+                    f"FastAGI route {path!r}: the handler must be an 'async def' taking the "
+                    f"session, got {handler!r}"
+                )
         self._routes = {path.strip("/"): handler for path, handler in routes.items()}
         self._host = host
         self._port = port

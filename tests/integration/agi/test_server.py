@@ -13,6 +13,7 @@ from pbx_service.agi.errors import (
     AgiArgumentError,
     AgiCommandError,
     AgiDeadChannel,
+    AgiError,
     AgiHangup,
     AgiInvalidCommand,
     AgiTimeout,
@@ -369,3 +370,16 @@ async def test_many_concurrent_sessions(make_server: ServerFactory) -> None:
 
     commands = await asyncio.gather(*(call(n) for n in range(50)))
     assert commands == [f'SET VARIABLE "ECHO" "{n}"\n'.encode() for n in range(50)]
+
+
+def test_a_plain_function_route_is_refused_at_construction() -> None:
+    def plain(session: AgiSession) -> None:
+        pass
+
+    class Route:
+        async def __call__(self, session: AgiSession) -> None:
+            pass
+
+    with pytest.raises(AgiError, match="must be an 'async def'"):
+        FastAgiServer({"route": plain})  # type: ignore[dict-item]
+    FastAgiServer({"route": Route()})  # async callable objects are fine
