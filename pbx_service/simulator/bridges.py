@@ -24,13 +24,27 @@ class Bridge:
         self.name = name
         self.creationtime = timestamp(time.time())
         self.channels: list[Channel] = []
-        self.apps: set[str] = {creator_app} if creator_app else set()
+        # Subscriptions are counted: addChannel adds one, removeChannel takes one away,
+        # a hangup does not (traces 09, 12 vs 03, 16: who gets BridgeDestroyed).
+        self.app_refs: dict[str, int] = {creator_app: 1} if creator_app else {}
         self.moh_class: str | None = None
         self.announcer_channel: Channel | None = None
         self.recording: LiveRecording | None = None
         self.playbacks: list[Playback] = []
         self.destroyed = False
         self.control = CommandQueue(f"sim-bridge-{bridge_id}")
+
+    @property
+    def apps(self) -> set[str]:
+        return {app for app, count in self.app_refs.items() if count > 0}
+
+    def subscribe(self, app: str) -> None:
+        if app:
+            self.app_refs[app] = self.app_refs.get(app, 0) + 1
+
+    def unsubscribe(self, app: str, *, everything: bool = False) -> None:
+        if app in self.app_refs:
+            self.app_refs[app] = 0 if everything else self.app_refs[app] - 1
 
     @property
     def technology(self) -> str:

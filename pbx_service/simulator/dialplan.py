@@ -261,7 +261,7 @@ class Dialplan:
             engine.answer(channel)
             return None
         if app == "Ringing":
-            engine.ring(channel)
+            engine.ring(channel, from_dialplan=True)
             return None
         if app == "Wait":
             await engine.sleep(float(data or 0))
@@ -328,13 +328,19 @@ class Dialplan:
 
         if peer is not None and isinstance(peer.dialing, DialState):
             engine.emit_dial(peer, status, peer.dialing.dialstring)
+            if peer.dialing.created:
+                # A created channel stays in Stasis until its dial timeout (trace 05).
+                peer.peer = None
+                channel.peer = None
+                engine.hangup(channel, cause, request=(0, False), by="dialplan")
+                return
             peer.dialing.answered = True  # no NOANSWER on the teardown
         channel.hanging_up = True
         engine.emit_channel("ChannelHangupRequest", channel, cause=0)
         if peer is not None and not peer.destroyed:
             peer.hanging_up = True
-            engine._teardown(peer, skip_dialplan_request=False)
-            engine._destroy(peer, 0)
+            engine.teardown(peer, skip_dialplan_request=False)
+            engine.destroy(peer, 0)
         channel.peer = None
         channel.hanging_up = False
         channel.runs_dialplan = True

@@ -296,7 +296,7 @@ class Engine:
             else:
                 self.emit_channel("ChannelHangupRequest", channel, cause=req_cause)
         self._record_end(channel, cause, by)
-        self._teardown(channel, skip_dialplan_request=dialplan_request)
+        self.teardown(channel, skip_dialplan_request=dialplan_request)
         dial = channel.dialing
         if isinstance(dial, DialState) and not dial.answered and by == "app":
             self.emit_dial(channel, "BUSY" if cause == 17 else "NOANSWER", dial.dialstring)
@@ -306,10 +306,10 @@ class Engine:
             peer.hangup_cause = cause
             self.emit_channel("ChannelHangupRequest", peer, cause=cause)
             self._record_end(peer, cause, "peer")
-        self._destroy(channel, cause)
+        self.destroy(channel, cause)
         if peer is not None and not peer.destroyed:
-            self._teardown(peer, skip_dialplan_request=False)
-            self._destroy(peer, cause)
+            self.teardown(peer, skip_dialplan_request=False)
+            self.destroy(peer, cause)
 
     def _record_end(self, channel: Channel, cause: int, by: str) -> None:
         transcript = channel.transcript
@@ -318,7 +318,7 @@ class Engine:
             transcript.hungup_by = by
             transcript.ended_at = self.now()
 
-    def _teardown(self, channel: Channel, *, skip_dialplan_request: bool) -> None:
+    def teardown(self, channel: Channel, *, skip_dialplan_request: bool) -> None:
         """Everything between the hangup request and ChannelDestroyed."""
         channel.control.stop()
         current = asyncio.current_task()
@@ -348,7 +348,7 @@ class Engine:
                 self.emit_channel("ChannelHangupRequest", channel, cause=16, soft=True)
             self.dialplan.run_h(channel)
 
-    def _destroy(self, channel: Channel, cause: int) -> None:
+    def destroy(self, channel: Channel, cause: int) -> None:
         channel.destroyed = True
         if channel.app_name == "Stasis" and channel.half == 1:
             channel.app_name = "AppDial2"
@@ -394,18 +394,26 @@ class Engine:
             context, exten, priority = dial.extension
             self.dialplan.start(channel, context, exten, priority)
 
-    def ring(self, channel: Channel) -> None:
-        """An app rings a channel: the dialling Local ;1 sees Ringing."""
+    def ring(self, channel: Channel, *, from_dialplan: bool = False) -> None:
+        """Ringing indicated on a channel: the dialling Local ;1 sees Ringing."""
         peer = channel.peer
         if peer is not None and channel.half == 2:
-            self.far_end_ringing(peer)
+            self.far_end_ringing(peer, defer_dial=from_dialplan)
 
-    def far_end_ringing(self, channel: Channel) -> None:
+    def far_end_ringing(self, channel: Channel, *, defer_dial: bool = False) -> None:
         dial = channel.dialing
         if channel.state in ("Ringing", "Up"):
             return
         self.set_state(channel, "Ringing")
         if isinstance(dial, DialState):
+            if defer_dial:
+                # Dial() reports RINGING from its own thread: after the next dialplan step.
+                asyncio.get_running_loop().call_soon(self._dial_ringing, channel, dial)
+            else:
+                self.emit_dial(channel, "RINGING", dial.dialstring)
+
+    def _dial_ringing(self, channel: Channel, dial: DialState) -> None:
+        if not channel.hanging_up and not dial.answered:
             self.emit_dial(channel, "RINGING", dial.dialstring)
 
     # -- bridges ---------------------------------------------------------------------------
@@ -425,7 +433,8 @@ class Engine:
             if member is skip:
                 continue
             value = self.bridge_peer_names(bridge, member)
-            if member.variables.get("BRIDGEPEER") != value:
+            # Asterisk sets BRIDGEPEER when peers appear; it is not cleared for a lone member.
+            if value and member.variables.get("BRIDGEPEER") != value:
                 member.variables["BRIDGEPEER"] = value
                 self.varset(member, "BRIDGEPEER", value)
 
@@ -438,8 +447,6 @@ class Engine:
         channel.bridge = bridge
         channel.bridge_role = role
         bridge.channels.append(channel)
-        if channel.stasis_app:
-            bridge.apps.add(channel.stasis_app)
         self.emit_to(sorted(bridge.apps), "ChannelEnteredBridge",
                      bridge=bridge.to_json(), channel=channel.to_json())
         self.update_bridge_peers(bridge)
@@ -473,6 +480,9 @@ class Engine:
         self.emit_to(sorted(bridge.apps), "ChannelLeftBridge",
                      bridge=bridge.to_json(), channel=channel.to_json())
         self.update_bridge_peers(bridge)
+        if bridge.bridge_type == "mixing" and len(bridge.channels) == 1:
+            # The remaining party's connected line is refreshed (trace 03).
+            self.emit_channel("ChannelConnectedLine", bridge.channels[0])
         if not bridge.channels and bridge.recording is not None:
             from pbx_service.simulator.recorder import finish_recording
 
@@ -619,7 +629,8 @@ class Engine:
             if digit in ",w":
                 await self.sleep(0.5)
                 continue
-            await self.sleep((duration_ms + (between_ms if position == 0 else 0)) / 1000)
+            # The first digit arrives ~100 ms + its duration after the request (trace 02).
+            await self.sleep((duration_ms + (100 if position == 0 else 0)) / 1000)
             receiver = sender.peer if sender.peer is not None else sender
             if sender.transcript is not None:
                 sender.transcript.dtmf_sent.append({"digit": digit, "at": self.now()})

@@ -173,7 +173,7 @@ def dial_created(engine: Engine, channel: Channel, params: dict[str, str]) -> No
     if channel.tech == "Local":
         exten, _, context = dial.dialstring.partition("@")
         second = _local_second_half(engine, channel, params.get("otherChannelId", ""),
-                                    exten, context or "default", None)
+                                    exten, context or "default", None, subscribe=False)
         engine.dialplan.start(second, second.context, second.exten)
     else:
         phone = engine.phones.get(channel.phone_endpoint or "")
@@ -210,6 +210,12 @@ def _build_legs(engine: Engine, tech: str, resource: str, params: dict[str, str]
     app = dial.app
     if app:
         engine.subscribe(first, app, persistent=True)
+    if tech == "Local" and not engine.dialplan.exists(context, exten):
+        # The Local channel fails at call time: both halves destroyed, no Dial (trace 05).
+        second = _local_second_half(engine, first, params.get("otherChannelId", ""), exten,
+                                    context, app)
+        engine.spawn(_invalid_local(engine, second), f"sim-invalid-{first.id}")
+        return first
     if tech == "Local":
         second = _local_second_half(engine, first, params.get("otherChannelId", ""), exten,
                                     context, app)
@@ -235,6 +241,15 @@ def _build_legs(engine: Engine, tech: str, resource: str, params: dict[str, str]
     return first
 
 
+async def _invalid_local(engine: Engine, second: Channel) -> None:
+    await asyncio.sleep(0)
+    first = second.peer
+    for channel in (second, first):
+        if channel is not None and not channel.destroyed:
+            channel.hanging_up = True
+            engine.destroy(channel, 0)
+
+
 def _local_first_half(engine: Engine, resource: str, exten: str, context: str,
                       params: dict[str, str]) -> Channel:
     suffix = engine.channels.name_suffix()
@@ -249,7 +264,7 @@ def _local_first_half(engine: Engine, resource: str, exten: str, context: str,
 
 
 def _local_second_half(engine: Engine, first: Channel, other_id: str, exten: str,
-                       context: str, app: str | None) -> Channel:
+                       context: str, app: str | None, *, subscribe: bool = True) -> Channel:
     second = engine.new_channel(name=first.name[:-2] + ";2", tech="Local", state="Ring",
                                 context=context, exten=exten, channel_id=other_id or None)
     second.half = 2
@@ -262,7 +277,7 @@ def _local_second_half(engine: Engine, first: Channel, other_id: str, exten: str
     second.variables.update(first.variables)
     second.inheritable.update(first.inheritable)
     for app_name, persistent in first.subscribers.items():
-        if persistent:
+        if persistent and subscribe:
             engine.subscribe(second, app_name, persistent=True)
     del app
     return second

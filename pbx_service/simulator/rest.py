@@ -183,7 +183,7 @@ async def applications_subscribe(call: Call) -> Result:
             bridge = engine.bridges.get(rest)
             if bridge is None:
                 raise AriError(422, "Unable to find event source")
-            bridge.apps.add(name)
+            bridge.subscribe(name)
         elif scheme == "endpoint":
             app.endpoint_ids.add(rest)
         else:
@@ -208,7 +208,7 @@ async def applications_unsubscribe(call: Call) -> Result:
             bridge = engine.bridges.get(rest)
             if bridge is None or name not in bridge.apps:
                 raise AriError(422, "Event source was not subscribed to")
-            bridge.apps.discard(name)
+            bridge.unsubscribe(name, everything=True)
         elif scheme == "endpoint":
             if rest not in app.endpoint_ids:
                 raise AriError(422, "Event source was not subscribed to")
@@ -778,8 +778,8 @@ async def bridges_add(call: Call) -> Result:
     role = call.param("role")
     inhibit = call.flag("inhibitConnectedLineUpdates")
     for channel in channels:
-        bridge.apps.add(channel.stasis_app or "")
-        bridge.apps.discard("")
+        if channel.bridge is not bridge:
+            bridge.subscribe(channel.stasis_app or "")
         joiner = _joiner(engine, bridge, channel, role, inhibit)
         await _blocking(channel, joiner)
     return 204, None
@@ -802,6 +802,7 @@ async def bridges_remove(call: Call) -> Result:
             raise AriError(422, "Channel not in this bridge")
     for channel in channels:
         engine.leave_bridge(channel, hangup=False)
+        bridge.unsubscribe(channel.stasis_app or "")
     return 204, None
 
 
@@ -812,6 +813,9 @@ async def bridges_moh(call: Call) -> Result:
     if bridge.moh_class is None:
         bridge.moh_class = call.param("mohClass") or "default"
         engine.update_bridge_peers(bridge)
+        if bridge.bridge_type == "mixing":
+            for member in bridge.channels:
+                engine.emit_channel("ChannelConnectedLine", member)
     return 204, None
 
 
@@ -859,7 +863,13 @@ async def bridges_play_with_id(call: Call) -> Result:
 async def bridges_record(call: Call) -> Result:
     engine = call.engine
     bridge = _bridge(call)
-    recording = _recording_params(call, f"bridge:{bridge.id}")
+    try:
+        recording = _recording_params(call, f"bridge:{bridge.id}")
+    except AriError as exc:
+        if exc.status == 409 and bridge.recording is not None:
+            # Asterisk adds the second Recorder channel before refusing the name (trace 03).
+            _recorder_blip(engine, bridge)
+        raise
     engine.recordings[recording.name] = recording
     engine.recording_owner[recording.name] = bridge
     bridge.recording = recording
@@ -869,6 +879,18 @@ async def bridges_record(call: Call) -> Result:
     if recording.write_failed:
         finish_recording(engine, recording, "done")
     return 201, body
+
+
+def _recorder_blip(engine: Engine, bridge: Bridge) -> None:
+    if bridge.bridge_type != "mixing":
+        return
+    for member in bridge.channels:
+        value = engine.bridge_peer_names(bridge, member) + ",Recorder/ARI-refused;2"
+        engine.varset(member, "BRIDGEPEER", value)
+    for member in bridge.channels:
+        value = engine.bridge_peer_names(bridge, member)
+        member.variables["BRIDGEPEER"] = value
+        engine.varset(member, "BRIDGEPEER", value)
 
 
 # -- playbacks -----------------------------------------------------------------------------
