@@ -253,7 +253,12 @@ def check_command_line(text: str) -> bytes:
             raise AgiArgumentError(
                 f"AGI command {text[:40]!r} contains {char!r}; send one command per call"
             )
-    data = text.encode("utf-8") + b"\n"
+    try:
+        data = text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from surrogateescape decoding
+        raise AgiArgumentError(
+            f"AGI command {text[:40]!r} is not valid Unicode ({exc.reason}); it cannot be sent"
+        ) from exc
     if len(data) > MAX_COMMAND_BYTES:
         raise AgiArgumentError(
             f"AGI command is {len(data)} bytes; Asterisk cuts lines longer than "

@@ -208,4 +208,7 @@ def format_action(action: Mapping[str, str | int | Sequence[str]]) -> bytes:
                     "inject headers or another action, remove it first"
                 )
             lines.append(f"{key}: {text}")
-    return (EOL.join(lines) + EOL + EOL).encode("utf-8")
+    try:
+        return (EOL.join(lines) + EOL + EOL).encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from surrogateescape decoding
+        raise AmiArgumentError(f"AMI action is not valid Unicode ({exc.reason})") from exc

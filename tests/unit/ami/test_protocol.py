@@ -187,6 +187,7 @@ def test_format_action_repeats_list_values() -> None:
         {"Action": "Originate", "Variable": ["A=1", "B=\n"]},
         {"Action": "Ping", "Bad Key": "x"},
         {"Action\r\nX": "Ping"},
+        {"Action": "Originate", "CallerID": "lone \ud800 surrogate"},
     ],
 )
 def test_format_action_refuses_injection(action: dict[str, Any]) -> None:
