@@ -438,6 +438,39 @@ def test_status_and_is_open_agree_through_the_fall_back_night() -> None:
         moment += timedelta(minutes=10)
 
 
+SANTIAGO = ZoneInfo("America/Santiago")  # changes its clocks at midnight
+
+
+def test_midnight_spring_forward_in_santiago() -> None:
+    # 2026-09-06 00:00 (-04) jumps to 01:00 (-03): midnight itself does not exist.
+    shift = hours(
+        "timezone: America/Santiago\nweekly: {sat: ['20:00-24:00'], sun: ['00:00-02:00']}\n"
+    )
+    saturday = local("2026-09-05 21:00", SANTIAGO)
+    assert shift.next_closing(saturday) == utc("2026-09-06 05:00")  # 02:00 -03
+    assert shift.is_open(utc("2026-09-06 03:59"))  # 23:59 -04
+    assert shift.is_open(utc("2026-09-06 04:00"))  # 01:00 -03, the jump
+    sunday = shift.periods_on(date(2026, 9, 6))
+    # Sunday begins at the jump, exactly when Saturday's period ends: only Sunday's touches it.
+    assert [(i.start.astimezone(UTC), i.end.astimezone(UTC)) for i in sunday] == [
+        (utc("2026-09-06 04:00"), utc("2026-09-06 05:00")),
+    ]
+
+
+def test_midnight_fall_back_in_santiago() -> None:
+    # 2026-04-05 00:00 (-03) goes back to 2026-04-04 23:00 (-04): 23:00-24:00 happens twice.
+    late = hours(
+        "timezone: America/Santiago\nweekly: {sat: ['22:00-23:30'], sun: ['00:00-01:00']}\n"
+    )
+    assert late.next_opening(local("2026-04-04 12:00", SANTIAGO)) == utc("2026-04-05 01:00")
+    closing = late.next_closing(utc("2026-04-05 01:30"))
+    assert closing is not None and closing.astimezone(UTC) == utc("2026-04-05 03:30")
+    assert late.is_open(utc("2026-04-05 03:15"))  # 23:15 -04, the second reading
+    assert not late.is_open(utc("2026-04-05 03:45"))  # 23:45 -04
+    assert late.next_opening(utc("2026-04-05 03:45")) == utc("2026-04-05 04:00")  # 00:00 -04
+    assert late.status_at(utc("2026-04-05 03:45")).reason is Reason.WEEKLY
+
+
 def test_moscow_has_no_dst() -> None:
     office = hours(OFFICE)
     assert (

@@ -20,7 +20,7 @@ from pbx_service.calls.hours import BusinessHours
 from pbx_service.config.hours import WEEKDAY_NAMES, Schedule
 
 FIXED_ZONES = ("Europe/Moscow", "Asia/Kolkata", "UTC")
-DST_ZONES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe")
+DST_ZONES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Santiago")
 START = datetime(2026, 1, 1, tzinfo=UTC)
 END = datetime(2027, 12, 31, tzinfo=UTC)
 GRID = timedelta(minutes=7)
