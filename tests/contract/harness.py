@@ -134,6 +134,8 @@ _CHANNEL_COUNTER = re.compile(r"-[0-9a-f]{8}(?=;\d$|$)")
 _ANNOUNCER_SUFFIX = re.compile(r"(ARI_MOH|ARI)-[0-9a-f-]+")
 
 DEFAULT_LATENCY = 0.001
+# Events logged less than this before a request's response may be that request's own effects.
+SOFT_WINDOW = 0.005
 
 
 def is_generated_id(value: str) -> bool:
@@ -485,7 +487,8 @@ class Replay:
         origin: str,
         *,
         time_scale: float = 1.0,
-        grace: float = 1.0,
+        grace: float = 0.15,
+        soft_grace: float = 0.05,
         username: str = DEFAULT_USER,
         password: str = DEFAULT_PASSWORD,
     ) -> None:
@@ -493,6 +496,7 @@ class Replay:
         self.origin = origin.rstrip("/")
         self.scale = time_scale
         self.grace = grace
+        self.soft_grace = soft_grace
         self.username = username
         self.password = password
         self.ids = IdMap()
@@ -578,24 +582,37 @@ class Replay:
             and not e.missing
         ]
         if pending:
-            latest = max(e.t_rel for e in pending)
-            deadline = self._now() + self.scale * max(0.0, latest - self._anchor[0]) + self.grace
+            # Each event has its own deadline: when it should arrive on the scaled clock, plus
+            # a grace. Events within SOFT_WINDOW of the request's response may have been caused
+            # by the request itself (sent before the log line), so they get a short grace only.
+            t_anchor, r_anchor = self._anchor
+            deadlines: dict[int, float] = {}
+            for e in pending:
+                expected_at = r_anchor + self.scale * max(0.0, e.t_rel - t_anchor)
+                soft = action.line.t_rel - e.t_rel < SOFT_WINDOW
+                grace = self.soft_grace if soft else self.grace + 0.1 * (expected_at - r_anchor)
+                deadlines[e.seq] = max(expected_at, self._now()) + grace
             while True:
+                now = self._now()
+                late = [
+                    e
+                    for e in pending
+                    if e.matched is None and (deadlines[e.seq] <= now or self._overtaken(e))
+                ]
+                for e in late:
+                    e.missing = True
+                if late:
+                    self.info.append(
+                        f"before seq {action.line.seq}: gave up waiting for "
+                        + ", ".join(f"{e.seq} {e.ws} {e.event.get('type')}" for e in late)
+                    )
                 pending = [e for e in pending if e.matched is None and not e.missing]
                 if not pending:
                     break
-                left = deadline - self._now()
-                if left <= 0:
-                    for e in pending:
-                        e.missing = True
-                    self.info.append(
-                        f"before seq {action.line.seq}: gave up waiting for "
-                        + ", ".join(f"{e.seq} {e.ws} {e.event.get('type')}" for e in pending)
-                    )
-                    break
+                left = min(deadlines[e.seq] for e in pending) - now
                 self.arrived.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.arrived.wait(), left)
+                    await asyncio.wait_for(self.arrived.wait(), max(left, 0.001))
         # Anchor pacing on the latest matched precursor, else on the previous action.
         anchor = self._anchor
         for e in self._events:
@@ -610,6 +627,13 @@ class Replay:
         delay = target - self._now()
         if delay > 0:
             await asyncio.sleep(delay)
+
+    def _overtaken(self, event: ExpectedEvent) -> bool:
+        # A later event of the same connection already arrived: this one was skipped.
+        conn = self.conns.get(event.ws)
+        if conn is None:
+            return False
+        return any(e.matched is not None and e.seq > event.seq for e in conn.expected)
 
     async def _perform(self, session: aiohttp.ClientSession, action: Action) -> None:
         line = action.line
