@@ -95,7 +95,8 @@ class HoursStatus:
 
     Open: `next_closing` ends the current opening, `next_opening` is the one after it.
     Closed: `next_opening` starts the next opening, `next_closing` ends that opening.
-    Either is None when it is not within 400 days.
+    Either is None when it is not within 400 days. `holiday` names the public holiday on the
+    local date of `at`, also when that day is worked.
     """
 
     at: datetime
@@ -104,6 +105,7 @@ class HoursStatus:
     detail: str
     next_opening: datetime | None
     next_closing: datetime | None
+    holiday: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +342,8 @@ class BusinessHours:
             else:
                 reason = span.kind
                 detail = f"{self.day_plan(span.day).detail}, period {span.period}"
-            return HoursStatus(self._out(at_utc), True, reason, detail, opening, closing)
+            holiday = self.holiday_name(local_day)
+            return HoursStatus(self._out(at_utc), True, reason, detail, opening, closing, holiday)
         plan = self.day_plan(local_day)
         detail = plan.detail
         if plan.kind is Reason.WEEKLY:
@@ -351,7 +354,8 @@ class BusinessHours:
             detail = f"public holiday: {plan.detail}"
         opening = self.next_opening(at_utc)
         closing = None if opening is None else self.next_closing(opening)
-        return HoursStatus(self._out(at_utc), False, plan.kind, detail, opening, closing)
+        holiday = self.holiday_name(local_day)
+        return HoursStatus(self._out(at_utc), False, plan.kind, detail, opening, closing, holiday)
 
 
 def business_hours(schedules: Mapping[str, Schedule]) -> dict[str, BusinessHours]:

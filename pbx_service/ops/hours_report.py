@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pbx_service.calls.hours import BusinessHours, HoursStatus, NaiveTimeError
@@ -89,6 +89,7 @@ def _render(header: str, entries: list[tuple[str, BusinessHours, datetime]]) -> 
         lines.append("")
         lines.append(f"{name}  ({hours.zone.key}, {describe_holidays(hours.schedule.holidays)})")
         lines.extend(_status_lines(status, at))
+        lines.append(f"  today    {_today(hours, status.at.date())}")
     return "\n".join(lines) + "\n"
 
 
@@ -105,6 +106,12 @@ def _status_lines(status: HoursStatus, at: datetime) -> list[str]:
         out.append(f"  opens    {_when_from(status.next_opening, at)}")
         out.append(f"  closes   {_when_from(status.next_closing, at)}")
     return out
+
+
+def _today(hours: BusinessHours, day: date) -> str:
+    plan = hours.day_plan(day)
+    periods = ", ".join(str(p) for p in plan.periods) or "closed all day"
+    return f"{periods} ({plan.kind.value}: {plan.detail})"
 
 
 def _when(moment: datetime) -> str:

@@ -74,6 +74,7 @@ def test_status_when_open_gives_the_closing_and_the_reopening() -> None:
     status = hours(OFFICE).status_at(local("2026-11-23 10:00"))
     assert status.is_open
     assert status.reason is Reason.WEEKLY
+    assert status.holiday is None
     assert "09:00-13:00" in status.detail
     assert status.next_closing == local("2026-11-23 13:00")
     assert status.next_opening == local("2026-11-23 14:00")
@@ -170,6 +171,7 @@ def test_new_year_holidays_reopen_on_the_first_working_monday() -> None:
     office = hours(OFFICE)
     status = office.status_at(local("2026-01-05 12:00"))
     assert "New Year" in status.detail
+    assert status.holiday == "New Year Holidays"
     assert status.next_opening == local("2026-01-12 09:00")  # 9 January is a day off too
     assert office.next_opening(local("2027-01-03 12:00")) == local("2027-01-11 09:00")
 
@@ -258,6 +260,7 @@ def test_holiday_made_a_working_day() -> None:
     status = schedule.status_at(local("2027-01-05 11:00"))
     assert status.is_open
     assert status.reason is Reason.EXTRA_WORKING_DAY
+    assert status.holiday == "New Year Holidays"
     assert "New Year" in status.detail  # the holiday is named as worked
     assert not schedule.is_open(local("2027-01-05 14:30"))
     assert schedule.status_at(local("2027-01-05 15:00")).reason is Reason.EXTRA_WORKING_DAY

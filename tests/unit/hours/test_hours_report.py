@@ -47,18 +47,21 @@ def test_report_on_new_years_eve() -> None:
         "  status   CLOSED (closure): closed (2026-12-31)\n"
         "  opens    Sat 2027-01-09 10:00 MSK (in 8 d 16 h 30 min)\n"
         "  closes   Sat 2027-01-09 15:00 MSK (in 8 d 21 h 30 min)\n"
+        "  today    closed all day (closure: closed (2026-12-31))\n"
         "\n"
         "night-support  (Europe/Berlin, no public holidays)\n"
         "  at       Thu 2026-12-31 15:30 CET\n"
         "  status   CLOSED (weekly): outside the weekly hours\n"
         "  opens    Thu 2026-12-31 20:00 CET (in 4 h 30 min)\n"
         "  closes   Fri 2027-01-01 08:00 CET (in 16 h 30 min)\n"
+        "  today    20:00-08:00 (weekly: weekly hours)\n"
     )
 
 
 def test_report_while_open_shows_closing_then_reopening() -> None:
     text = render_hours(_all(), parse_at("2027-01-01T00:30+01:00", BERLIN))
     assert "  status   CLOSED (holiday): public holiday: New Year Holidays\n" in text
+    assert "  today    closed all day (holiday: New Year Holidays)\n" in text
     assert (
         "  status   OPEN (overnight): 20:00-08:00 started thursday 2026-12-31 (weekly hours)\n"
         "  closes   Fri 2027-01-01 08:00 CET (in 7 h 30 min)\n"
