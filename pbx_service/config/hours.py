@@ -64,8 +64,9 @@ from pydantic import (
     field_validator,
 )
 
-from pbx_service.config.model import ENDPOINT_RE
-
+# The dial-string shape of config.model.ENDPOINT_RE, repeated because model.py will import
+# this module for its schedules: section (a test keeps the two equal).
+ENDPOINT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*/[^\s/][^\s]*$")
 MINUTES_PER_DAY = 24 * 60
 WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAY_LOOKUP = {name: i for i, name in enumerate(WEEKDAY_NAMES)} | {

@@ -6,6 +6,8 @@ from datetime import date
 
 import pytest
 
+from pbx_service.config import hours as hours_config
+from pbx_service.config import model
 from pbx_service.config.hours import (
     AfterHoursPolicy,
     DateRange,
@@ -111,6 +113,10 @@ schedules:
     assert config.schedules["a"].holidays is None
     assert config.schedules["b"].holidays == PublicHolidays(country="RU")
     assert config.schedules["c"].holidays == PublicHolidays(country="DE", subdivision="BY")
+
+
+def test_dial_string_rule_is_the_one_of_the_root_config() -> None:
+    assert hours_config.ENDPOINT_RE.pattern == model.ENDPOINT_RE.pattern
 
 
 def test_after_hours_defaults_to_voicemail() -> None:
