@@ -62,7 +62,7 @@ class EchoServer:
             lines.append(line)
         self.rest = [x for x in lines if x.kind == "rest"]
         self.connects = [x for x in lines if x.kind == "ws_connect"]
-        self.events = [x for x in lines if x.kind == "ws_event"]
+        self.events = sorted((x for x in lines if x.kind == "ws_event"), key=lambda x: x.seq)
         first_close: dict[str, int] = {}
         for x in lines:
             if x.kind in ("ws_closed", "ws_close_requested"):
@@ -302,3 +302,20 @@ def test_trace_prefixes(tmp_path: pathlib.Path) -> None:
     assert harness.trace_prefix(pathlib.Path("extra_native_cdr_records.jsonl")) == (
         "extra_native_cdr_records"
     )
+
+
+def _swap(first: int, second: int) -> Mutator:
+    def mutate(line: harness.TraceLine) -> harness.TraceLine:
+        if line.seq in (first, second):
+            line.seq = second if line.seq == first else first
+        return line
+
+    return mutate
+
+
+async def test_events_out_of_order_are_reported() -> None:
+    # 01 seq 74/75: pbx-service ChannelHangupRequest then StasisEnd of the same channel.
+    replay = await _replay(_trace("01"), _swap(74, 75))
+    assert [(d.seq, d.where) for d in replay.differences] == [
+        (75, "events on pbx-service: order")
+    ], harness.render(replay.differences)
