@@ -32,6 +32,8 @@ class Bridge:
         self.recording: LiveRecording | None = None
         self.playbacks: list[Playback] = []
         self.destroyed = False
+        self.announcer_name = ""
+        self.recorder_name = ""
         self.control = CommandQueue(f"sim-bridge-{bridge_id}")
 
     @property

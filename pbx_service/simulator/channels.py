@@ -255,6 +255,11 @@ class Channel:
                 "context": self.context,
                 "exten": self.exten,
                 "channeltype": self.tech,
+                "musicclass": "",
+                "accountcode": "",
+                "peeraccount": "",
+                "userfield": "",
+                "amaflags": "DOCUMENTATION",
             }
             if arg in values:
                 return values[arg]

@@ -195,9 +195,7 @@ class Dialplan:
 
     def invalid(self, channel: Channel) -> None:
         """No such extension/context: both Local halves destroyed with cause 0."""
-        engine = self.engine
-        channel.runs_dialplan = False
-        engine.hangup(channel, 0, request=None, by="dialplan")
+        self.engine.hangup(channel, 0, request=(16, True), by="dialplan", dialplan_request=True)
 
     async def _run(self, channel: Channel) -> None:
         engine = self.engine

@@ -64,6 +64,7 @@ class DialState:
     extension: tuple[str, str, int] | None = None
     timer: asyncio.Task[Any] | None = None
     created: bool = False  # POST /channels/create + /dial (the channel is already in Stasis)
+    other_id: str = ""  # otherChannelId given to /channels/create
 
 
 class Engine:
@@ -85,6 +86,8 @@ class Engine:
         self.global_vars: dict[str, str] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.call_log: list[dict[str, Any]] = []
+        self.snoops: dict[str, list[Channel]] = {}
+        self.snoop_counter = 6
         from pbx_service.simulator.dialplan import Dialplan
 
         self.dialplan = Dialplan(self)
@@ -186,6 +189,8 @@ class Engine:
             return
         channel.state = state
         self.emit_channel("ChannelStateChange", channel)
+        if state == "Up" and channel.tech == "Local":
+            self.local_device_state(channel, "INUSE")
         if state == "Up":
             channel.answered.set()
             if channel.transcript is not None and channel.transcript.answered_at is None:
@@ -245,7 +250,8 @@ class Engine:
         self.emit_stasis("StasisStart", channel, app, args=list(args))
         return True
 
-    def leave_stasis(self, channel: Channel) -> None:
+    def leave_stasis(self, channel: Channel,
+                     continue_to: tuple[str, str, int] | None = None) -> None:
         """StasisEnd, the app's temporary subscription ends, STASISSTATUS=SUCCESS."""
         app = channel.stasis_app
         if app is None:
@@ -255,6 +261,12 @@ class Engine:
         channel.stasis_app = None
         if not channel.subscribers.get(app, True):
             del channel.subscribers[app]
+        if continue_to is not None:
+            # Asterisk moves to priority-1 first and reports it with the Stasis app (trace 15).
+            channel.context, channel.exten, channel.priority = continue_to
+            channel.priority -= 1
+            self.emit_channel("ChannelDialplan", channel, dialplan_app="Stasis",
+                              dialplan_app_data=channel.app_data)
         self.varset(channel, "STASISSTATUS", "SUCCESS")
         channel.variables["STASISSTATUS"] = "SUCCESS"
         if channel.transcript is not None:
@@ -298,7 +310,10 @@ class Engine:
         self._record_end(channel, cause, by)
         self.teardown(channel, skip_dialplan_request=dialplan_request)
         dial = channel.dialing
-        if isinstance(dial, DialState) and not dial.answered and by == "app":
+        never_dialled = isinstance(dial, DialState) and dial.created and dial.timer is None
+        if isinstance(dial, DialState) and not dial.answered and by == "app" and (
+            not never_dialled
+        ):
             self.emit_dial(channel, "BUSY" if cause == 17 else "NOANSWER", dial.dialstring)
         peer = channel.peer
         if peer is not None and not peer.hanging_up and not peer.destroyed:
@@ -348,13 +363,26 @@ class Engine:
                 self.emit_channel("ChannelHangupRequest", channel, cause=16, soft=True)
             self.dialplan.run_h(channel)
 
+    def local_device_state(self, channel: Channel, state: str) -> None:
+        """Local/<exten>@<context> device states, seen only by subscribeAll apps."""
+        device = channel.name.split(";")[0].rsplit("-", 1)[0]
+        event = envelope("DeviceStateChanged", {"device_state": {"name": device, "state": state}})
+        for app in list(self.apps.apps.values()):
+            if app.subscribe_all or "__AST_DEVICE_STATE_ALL_TOPIC" in app.device_names:
+                app.deliver(event)
+
     def destroy(self, channel: Channel, cause: int) -> None:
+        for snoop in self.snoops.pop(channel.id, []):
+            if not snoop.destroyed:
+                self.hangup(snoop, cause, request=None, by="snoop-target-gone")
         channel.destroyed = True
         if channel.app_name == "Stasis" and channel.half == 1:
             channel.app_name = "AppDial2"
             channel.app_data = "(Outgoing Line)"
         self.emit_channel("ChannelDestroyed", channel, cause=cause, cause_txt=cause_text(cause))
         self.channels.remove(channel)
+        if channel.tech == "Local" and channel.state == "Up":
+            self.local_device_state(channel, "NOT_INUSE")
         channel.gone.set()
         channel.left_stasis.set()
         channel.answered.set()
@@ -420,9 +448,9 @@ class Engine:
     def bridge_peer_names(self, bridge: Bridge, channel: Channel) -> str:
         names = []
         if bridge.moh_class is not None:
-            names.append(f"Announcer/ARI_MOH-{bridge.id[:8]};2")
+            names.append(bridge.announcer_name)
         if bridge.recording is not None:
-            names.append(f"Recorder/ARI-{bridge.recording.name[:8]};2")
+            names.append(bridge.recorder_name)
         names += [other.name for other in bridge.channels if other is not channel]
         return ",".join(names)
 
@@ -480,14 +508,13 @@ class Engine:
         self.emit_to(sorted(bridge.apps), "ChannelLeftBridge",
                      bridge=bridge.to_json(), channel=channel.to_json())
         self.update_bridge_peers(bridge)
-        if bridge.bridge_type == "mixing" and len(bridge.channels) == 1:
+        if hangup and bridge.recording is not None and len(bridge.channels) == 1:
             # The remaining party's connected line is refreshed (trace 03).
             self.emit_channel("ChannelConnectedLine", bridge.channels[0])
         if not bridge.channels and bridge.recording is not None:
             from pbx_service.simulator.recorder import finish_recording
 
             finish_recording(self, bridge.recording, "done")
-        del hangup
 
     def destroy_bridge(self, bridge: Bridge) -> None:
         for channel in list(bridge.channels):

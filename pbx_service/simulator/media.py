@@ -365,9 +365,16 @@ def recording_path(recordings_dir: pathlib.Path, name: str, fmt: str) -> pathlib
 def inside(base: pathlib.Path, path: pathlib.Path) -> bool:
     try:
         path.resolve().relative_to(base.resolve())
-    except ValueError:
+    except (ValueError, OSError):
         return False
     return True
+
+
+def _is_file(path: pathlib.Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a name longer than the file system allows
+        return False
 
 
 def find_stored(recordings_dir: pathlib.Path, name: str) -> pathlib.Path | None:
@@ -375,7 +382,7 @@ def find_stored(recordings_dir: pathlib.Path, name: str) -> pathlib.Path | None:
     candidates = [
         path
         for fmt in RECORDING_FORMATS.values()
-        if (path := recording_path(recordings_dir, name, fmt)).is_file()
+        if _is_file(path := recording_path(recordings_dir, name, fmt))
         and inside(recordings_dir, path)
     ]
     if not candidates:

@@ -129,23 +129,32 @@ def create(engine: Engine, params: dict[str, str], variables: dict[str, str]) ->
         raise AriError(400, "Application must be specified")
     tech, resource = _check_common(engine, params)
     app_args = [a for a in params.get("appArgs", "").split(",")] if params.get("appArgs") else []
-    dial = DialState(app=app, app_args=app_args, dialstring=resource, created=True)
+    dial = DialState(app=app, app_args=app_args, dialstring=resource, created=True,
+                     other_id=params.get("otherChannelId", ""))
     if tech == "Local":
         exten, _, context = resource.partition("@")
         channel = _local_first_half(engine, resource, exten, context or "default", params)
     else:
         phone, stem = _phone_for(engine, tech, resource)
         channel = _pjsip_channel(engine, stem, params, phone, resource)
+    originator = _originator(engine, params)
+    inherited = originator.inheritable_variables() if originator is not None else {}
+    for key, value in inherited.items():
+        channel.variables[key] = value
+        channel.inheritable.add(key)
+    if originator is not None:
+        channel.linkedid = originator.linkedid
     _apply_variables(engine, channel, variables)
     channel.dialing = dial
     engine.subscribe(channel, app, persistent=True)
     engine.apps.ensure(app)
-    engine.spawn(_created_enters_stasis(engine, channel, app, app_args), f"sim-create-{channel.id}")
+    engine.spawn(_created_enters_stasis(engine, channel, app, app_args, inherited),
+                 f"sim-create-{channel.id}")
     return channel
 
 
 async def _created_enters_stasis(engine: Engine, channel: Channel, app: str,
-                                 args: list[str]) -> None:
+                                 args: list[str], inherited: dict[str, str]) -> None:
     await asyncio.sleep(0)
     if channel.destroyed:
         return
@@ -155,6 +164,9 @@ async def _created_enters_stasis(engine: Engine, channel: Channel, app: str,
                         dialplan_app_data=channel.app_data)
     if not engine.enter_stasis(channel, app, args):
         engine.hangup(channel, 16, request=None, by="stasis-failed")
+        return
+    for key, value in inherited.items():
+        engine.varset(channel, f"__{key}", value)
 
 
 def dial_created(engine: Engine, channel: Channel, params: dict[str, str]) -> None:
@@ -168,11 +180,14 @@ def dial_created(engine: Engine, channel: Channel, params: dict[str, str]) -> No
         if caller is None:
             raise AriError(404, "Caller channel not found")
         engine.set_connected(channel, caller.caller.name, caller.caller.number)
+        if dial.app:
+            # The app keeps seeing the caller to the end (trace 13, cases E/F).
+            engine.subscribe(caller, dial.app, persistent=True)
     engine.emit_dial(channel, "", dial.dialstring)
     timeout = _timeout(params) if params.get("timeout") else 0.0
     if channel.tech == "Local":
         exten, _, context = dial.dialstring.partition("@")
-        second = _local_second_half(engine, channel, params.get("otherChannelId", ""),
+        second = _local_second_half(engine, channel, dial.other_id,
                                     exten, context or "default", None, subscribe=False)
         engine.dialplan.start(second, second.context, second.exten)
     else:
@@ -207,6 +222,12 @@ def _build_legs(engine: Engine, tech: str, resource: str, params: dict[str, str]
         first.linkedid = originator.linkedid
     _apply_variables(engine, first, variables)
     first.dialing = dial
+    # Seen only by subscribeAll apps: the originating app subscribes right after (trace 10).
+    engine.emit_channel("ChannelDialplan", first, dialplan_app="AppDial2",
+                        dialplan_app_data="(Outgoing Line)")
+    if caller_id:
+        engine.set_caller(first)
+        engine.set_connected(first)
     app = dial.app
     if app:
         engine.subscribe(first, app, persistent=True)
@@ -354,22 +375,16 @@ def snoop(engine: Engine, target: Channel, params: dict[str, str]) -> Channel:
     wanted = params.get("snoopId", "")
     if wanted and engine.channels.id_in_use(wanted):
         raise AriError(409, "Channel with given unique ID already exists")
-    suffix = engine.channels.name_suffix()
+    suffix = f"{engine.snoop_counter:08x}"
+    engine.snoop_counter += 1
     channel = engine.new_channel(name=f"Snoop/{target.id}-{suffix}", tech="Snoop", state="Up",
                                  context="default", exten="s", channel_id=wanted or None)
     args = params.get("appArgs", "")
-    engine.subscribe(channel, app, persistent=True)
+    # The snoop ends with its target: StasisEnd only (trace 12), hence no lasting subscription.
+    engine.snoops.setdefault(target.id, []).append(channel)
     if not engine.enter_stasis(channel, app, args.split(",") if args else []):
         engine.hangup(channel, 16, request=None, by="stasis-failed")
-    target.tasks.add(engine.spawn(_snoop_follow(engine, target, channel),
-                                  f"sim-snoop-{channel.id}"))
     return channel
-
-
-async def _snoop_follow(engine: Engine, target: Channel, snoop_channel: Channel) -> None:
-    await target.gone.wait()
-    if not snoop_channel.destroyed:
-        engine.hangup(snoop_channel, 16, request=(16, False), by="snoop-target-gone")
 
 
 # -- the shipped dialplan's fallback: ring reception phones -------------------------------

@@ -133,8 +133,15 @@ def _app_json(engine: Engine, name: str) -> dict[str, Any]:
     assert app is not None
     channel_ids = [c.id for c in engine.channels if name in c.subscribers]
     bridge_ids = [b.id for b in engine.bridges.values() if name in b.apps]
+    endpoint_ids = sorted(app.endpoint_ids)
+    device_names = list(app.device_names)
+    if app.subscribe_all:
+        channel_ids = ["__AST_CHANNEL_ALL_TOPIC", *channel_ids]
+        bridge_ids = ["__AST_BRIDGE_ALL_TOPIC", *bridge_ids]
+        endpoint_ids = ["__AST_ENDPOINT_ALL_TOPIC", *endpoint_ids]
+        device_names = ["__AST_DEVICE_STATE_ALL_TOPIC", *device_names]
     return {"name": name, "channel_ids": channel_ids, "bridge_ids": bridge_ids,
-            "endpoint_ids": sorted(app.endpoint_ids), "device_names": list(app.device_names),
+            "endpoint_ids": endpoint_ids, "device_names": device_names,
             "events_allowed": app.events_allowed, "events_disallowed": app.events_disallowed}
 
 
@@ -177,12 +184,12 @@ async def applications_subscribe(call: Call) -> Result:
         if scheme == "channel":
             channel = engine.channels.get(rest)
             if channel is None:
-                raise AriError(422, "Unable to find event source")
+                raise AriError(422, "Event source does not exist")
             engine.subscribe(channel, name, persistent=True)
         elif scheme == "bridge":
             bridge = engine.bridges.get(rest)
             if bridge is None:
-                raise AriError(422, "Unable to find event source")
+                raise AriError(422, "Event source does not exist")
             bridge.subscribe(name)
         elif scheme == "endpoint":
             app.endpoint_ids.add(rest)
@@ -315,7 +322,7 @@ async def channels_continue(call: Call) -> Result:
             return
         had_runner = channel.runs_dialplan
         channel.continue_target = (context, exten, priority)
-        engine.leave_stasis(channel)
+        engine.leave_stasis(channel, continue_to=(context, exten, priority))
         if not had_runner:
             engine.dialplan.start(channel, context, exten, priority)
 
@@ -549,9 +556,6 @@ async def channels_record(call: Call) -> Result:
             return
         channel.recording = recording
         start_recording(engine, recording, channel)
-        if recording.write_failed:
-            finish_recording(engine, recording, "done")
-            return
         assert recording.finish is not None
         await recording.finish
 
@@ -577,7 +581,7 @@ def _read_var(channel: Channel, name: str) -> str:
         value = channel.pseudo_variable(name)
     if value is None:
         raise AriError(404, "Provided variable was not found")
-    if "(" in name and len(value.encode()) > 255:
+    if name.upper().startswith("CALLERID(") and len(value.encode()) > 255:
         cut = value.encode()[:255]
         try:
             return cut.decode()
@@ -630,6 +634,7 @@ def _set_var(engine: Engine, channel: Channel, name: str, value: str | None,
     bare = name.lstrip("_")
     if value is None:
         channel.variables.pop(bare, None)
+        return
     else:
         channel.variables[bare] = value
         if name.startswith("_"):
@@ -812,8 +817,9 @@ async def bridges_moh(call: Call) -> Result:
     bridge = _bridge(call)
     if bridge.moh_class is None:
         bridge.moh_class = call.param("mohClass") or "default"
+        bridge.announcer_name = f"Announcer/ARI_MOH-{engine.channels.name_suffix()};2"
         engine.update_bridge_peers(bridge)
-        if bridge.bridge_type == "mixing":
+        if bridge.bridge_type == "mixing" and len(bridge.channels) == 1:
             for member in bridge.channels:
                 engine.emit_channel("ChannelConnectedLine", member)
     return 204, None
@@ -873,11 +879,10 @@ async def bridges_record(call: Call) -> Result:
     engine.recordings[recording.name] = recording
     engine.recording_owner[recording.name] = bridge
     bridge.recording = recording
+    bridge.recorder_name = f"Recorder/ARI-{engine.channels.name_suffix()};2"
     engine.update_bridge_peers(bridge)
     body = recording.to_json()
     start_recording(engine, recording, bridge)
-    if recording.write_failed:
-        finish_recording(engine, recording, "done")
     return 201, body
 
 
@@ -885,7 +890,8 @@ def _recorder_blip(engine: Engine, bridge: Bridge) -> None:
     if bridge.bridge_type != "mixing":
         return
     for member in bridge.channels:
-        value = engine.bridge_peer_names(bridge, member) + ",Recorder/ARI-refused;2"
+        value = engine.bridge_peer_names(bridge, member) + (
+            f",Recorder/ARI-{engine.channels.name_suffix()};2")
         engine.varset(member, "BRIDGEPEER", value)
     for member in bridge.channels:
         value = engine.bridge_peer_names(bridge, member)
@@ -1169,12 +1175,12 @@ async def user_event(call: Call) -> Result:
         if scheme == "channel":
             channel = engine.channels.get(rest)
             if channel is None:
-                raise AriError(422, "Unable to find event source")
+                raise AriError(422, "Event source does not exist")
             fields["channel"] = channel.to_json()
         elif scheme == "bridge":
             bridge = engine.bridges.get(rest)
             if bridge is None:
-                raise AriError(422, "Unable to find event source")
+                raise AriError(422, "Event source does not exist")
             fields["bridge"] = bridge.to_json()
     target = engine.apps.get(app)
     if target is not None:
