@@ -42,6 +42,7 @@ REQUIRED_PROMPTS: Final[Mapping[str, str]] = MappingProxyType(
         "closed-night": "outside business hours: the office is closed",
         "closed-holiday": "on a public holiday: the office is closed for the holiday",
         "callback-promise": "we will call the caller back",
+        "callback-after-opening": "the callback promise: after we open, at <time>",
         "main-menu": "1 customer, 2 job applicant, 3 partner or supplier, 0 operator",
         "invalid": "the caller pressed a key the menu does not offer",
         "timeout": "the caller pressed nothing in time",

@@ -4,8 +4,8 @@
 a `CallDisposition`; the call coroutine executes it. `callback_promise_media` builds the ARI
 media URIs that tell the caller when we will call back.
 
-Sound files. Besides two prompts of ours (``pbx-callback-promise``: "we will call you back",
-and ``pbx-callback-after-opening``: "after we open, at"), the promise uses only Asterisk's core
+Sound files. Besides two prompts of ours (``callback-promise``: "we will call you back",
+and ``callback-after-opening``: "after we open, at"), the promise uses only Asterisk's core
 sound files, the same ones Asterisk's own date/time sayings (main/say.c) play, which exist in
 the en and ru core-sound packages: ``digits/today``, ``digits/tomorrow``, ``digits/day-0`` ..
 ``digits/day-6`` (Sunday=0), ``digits/mon-0`` .. ``digits/mon-11`` (January=0),
@@ -26,8 +26,8 @@ from enum import StrEnum
 from pbx_service.calls.hours import BusinessHours, HoursStatus, NaiveTimeError, Reason
 from pbx_service.config.hours import AfterHoursPolicy
 
-PROMISE_PROMPT = "pbx-callback-promise"
-AFTER_OPENING_PROMPT = "pbx-callback-after-opening"
+PROMISE_PROMPT = "pbx/callback-promise"
+AFTER_OPENING_PROMPT = "pbx/callback-after-opening"
 
 # Reasons for which the holiday greeting plays; any other closure is "night".
 _HOLIDAY_REASONS = frozenset({Reason.HOLIDAY, Reason.CLOSURE})

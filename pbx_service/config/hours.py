@@ -531,7 +531,7 @@ class AfterHoursPolicy(_Strict):
     fallback: Literal["voicemail"] = Field(
         "voicemail", description="What happens when the overflow is not answered or fails."
     )
-    greeting: str = Field("pbx-after-hours", description="Prompt played when closed.")
+    greeting: str = Field("closed-night", description="Prompt played when closed.")
     holiday_greeting: str | None = Field(
         None, description="Prompt for public holidays and closed dates; default: greeting."
     )

@@ -12,7 +12,8 @@ from pbx_service.audio.prompts import check_lang, prompt_text_path
 # The prompts the call flow plays (issue "IVR menus and prompts").
 EXPECTED = {
     "greeting", "recording-notice", "please-hold", "all-busy", "leave-message",
-    "voicemail-thanks", "closed-night", "closed-holiday", "callback-promise", "main-menu",
+    "voicemail-thanks", "closed-night", "closed-holiday", "callback-promise",
+        "callback-after-opening", "main-menu",
     "invalid", "timeout", "goodbye", "press-1-callback", "callback-confirmed",
     "agent-logged-in", "agent-logged-out", "agent-paused", "agent-unpaused",
     "callback-no-tasks", "position", "connecting",

@@ -49,9 +49,9 @@ def test_night_voicemail_promises_tomorrow_morning() -> None:
     assert decision.overflow is None
     assert decision.callback_due == local("2026-11-26 09:00")
     assert decision.callback_promise == (
-        "sound:pbx-callback-promise",
+        "sound:pbx/callback-promise",
         "sound:digits/tomorrow",
-        "sound:pbx-callback-after-opening",
+        "sound:pbx/callback-after-opening",
         "number:9",
     )
 
@@ -77,7 +77,7 @@ def test_greetings_fall_back_to_the_common_one() -> None:
     )
     # Only the night greeting set: holidays use the common one.
     assert decide_call(hours(OFFICE), OVERFLOW, local("2027-01-04 12:00"), "ru").greeting == (
-        "pbx-after-hours"
+        "closed-night"
     )
 
 
@@ -127,9 +127,9 @@ def test_decisions_are_frozen() -> None:
 )
 def test_promise_day_words(now: str, opens: str, day_words: list[str]) -> None:
     media = callback_promise_media(local(now), local(opens), "ru")
-    assert media[0] == "sound:pbx-callback-promise"
+    assert media[0] == "sound:pbx/callback-promise"
     assert media[1 : 1 + len(day_words)] == day_words
-    assert media[1 + len(day_words)] == "sound:pbx-callback-after-opening"
+    assert media[1 + len(day_words)] == "sound:pbx/callback-after-opening"
 
 
 @pytest.mark.parametrize(
