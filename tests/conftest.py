@@ -2,6 +2,6 @@
 
 import pathlib
 
-pytest_plugins: list[str] = ["tests.fixtures.database"]
+pytest_plugins: list[str] = ["tests.fixtures.database", "tests.fixtures.pbx"]
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
