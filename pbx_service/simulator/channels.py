@@ -183,6 +183,7 @@ class Channel:
         self.dialing: Any = None  # pending originate/dial state (engine-owned)
         self.transcript: Transcript | None = None
         self.continue_target: tuple[str, str, int] | None = None
+        self.on_destroyed: list[Callable[[], None]] = []
         self.phone_endpoint: str | None = None
         self.talking = False
         self.moh = False

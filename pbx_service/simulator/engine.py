@@ -384,6 +384,8 @@ class Engine:
         if channel.tech == "Local" and channel.state == "Up":
             self.local_device_state(channel, "NOT_INUSE")
         channel.gone.set()
+        for callback in channel.on_destroyed:
+            callback()
         channel.left_stasis.set()
         channel.answered.set()
         self.collect_apps()

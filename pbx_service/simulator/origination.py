@@ -463,14 +463,13 @@ def place_call(engine: Engine, caller_number: str, did: str, caller_name: str | 
                             "caller_number": caller_number, "transcript": transcript})
     engine.dialplan.start(channel, "from-trunk", did)
     engine.spawn(_run_script(engine, channel, steps), f"sim-script-{channel.id}")
-    engine.spawn(_await_end(channel, ended), f"sim-call-end-{channel.id}")
+
+    def _ended() -> None:
+        if not ended.done():
+            ended.set_result(transcript)
+
+    channel.on_destroyed.append(_ended)
     return CallHandle(transcript, ended)
-
-
-async def _await_end(channel: Channel, ended: asyncio.Future[Transcript]) -> None:
-    await channel.gone.wait()
-    if not ended.done() and channel.transcript is not None:
-        ended.set_result(channel.transcript)
 
 
 async def _poll(engine: Engine, channel: Channel, check: Any, timeout: float) -> bool:
