@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--config", "-c", type=Path, help="YAML config (for the database)")
     up.set_defaults(handler=cmd_db_upgrade)
 
+    hours = sub.add_parser("hours", help="open or closed at a time, and the next opening")
+    hours.add_argument("--config", "-c", required=True, type=Path)
+    hours.add_argument(
+        "--at", default="now", help='"YYYY-MM-DD HH:MM" on each schedule\'s clock, ISO, or now'
+    )
+    hours.set_defaults(handler=cmd_hours)
+
     prompts = sub.add_parser("prompts", help="voice prompts: build and check")
     prompts_sub = prompts.add_subparsers(dest="prompts_command", required=True)
     build = prompts_sub.add_parser(
@@ -112,6 +119,18 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         f"{args.file}: OK — {len(config.lines)} published number(s), "
         f"{len(config.teams)} team(s), ARI {config.ari.url} app {config.ari.app}"
     )
+    return 0
+
+
+def cmd_hours(args: argparse.Namespace) -> int:
+    from pbx_service.calls.hours import business_hours
+    from pbx_service.ops.hours_report import render_hours_at
+
+    config = _load(args.config)
+    if not config.schedules:
+        print(f"{args.config}: no schedules: defined, so every line is always open")
+        return 0
+    print(render_hours_at(business_hours(config.schedules), args.at))
     return 0
 
 

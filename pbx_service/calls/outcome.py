@@ -16,11 +16,13 @@ class CallFacts:
     answered_by: str | None = None
     voicemail_seconds: float | None = None
     failed: bool = False
+    # Answered by the outside 24/7 centre the after-hours policy overflows to.
+    overflow: bool = False
 
 
 def decide_outcome(facts: CallFacts) -> Outcome:
     if facts.answered_by:
-        return Outcome.ANSWERED
+        return Outcome.OVERFLOW if facts.overflow else Outcome.ANSWERED
     if facts.voicemail_seconds is not None and facts.voicemail_seconds >= MIN_VOICEMAIL_SECONDS:
         return Outcome.VOICEMAIL
     if facts.failed:

@@ -19,6 +19,25 @@ class LegState(StrEnum):
     CANCELLED = "cancelled"
 
 
+# Q.850 causes of a leg that ended before answering, in Dial's own words, so the log reads the
+# same whichever of Dial / ChannelDestroyed reported the failure first.
+CAUSE_RESULTS = {
+    1: "INVALID_NUMBER",
+    3: "CHANUNAVAIL",
+    17: "BUSY",
+    18: "NOANSWER",
+    19: "NOANSWER",
+    20: "CHANUNAVAIL",
+    21: "REJECTED",
+    34: "CONGESTION",
+    38: "CONGESTION",
+}
+
+
+def cause_result(cause: int | None) -> str:
+    return CAUSE_RESULTS.get(cause or 0, f"cause {cause}")
+
+
 @dataclass(slots=True)
 class Leg:
     channel_id: str

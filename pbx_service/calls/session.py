@@ -15,13 +15,15 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from pbx_service.ari import AriEvent, AriHTTPError, AriRest
 from pbx_service.ari.errors import AriError
+from pbx_service.calls.afterhours import CallAction, CallDisposition, decide_call
+from pbx_service.calls.hours import BusinessHours
 from pbx_service.calls.numbers import clean_text, to_e164
 from pbx_service.calls.outcome import CallFacts, decide_outcome
 from pbx_service.calls.ringing import (
@@ -31,6 +33,7 @@ from pbx_service.calls.ringing import (
     NobodyAnswered,
     RingAll,
     RingCommand,
+    cause_result,
 )
 from pbx_service.config import Config
 from pbx_service.store.records import CallRecord
@@ -61,6 +64,7 @@ class CallPorts:
     submit: Callable[[CallRecord], None]
     route: Callable[[str, asyncio.Queue[AriEvent]], None]
     unroute: Callable[[str], None]
+    hours: Mapping[str, BusinessHours]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -100,8 +104,10 @@ class InboundCall:
         self.caller_gone = False
         self.bridge_id: str | None = None
         self.agent_channel: str | None = None
+        self.schedule = self.config.schedule_for(line)
         self.voicemail_seconds: float | None = None
         self.failed = False
+        self.overflowed = False
         self._answer_mono: float | None = None
         self._bridged_mono: float | None = None
         self._start_mono = time.monotonic()
@@ -187,6 +193,10 @@ class InboundCall:
         await self._ari(rest.answer(self.channel_id))
         self._answer_mono = time.monotonic()
         self.event("answered_by_system")
+        disposition = self._disposition()
+        if disposition is not None and not disposition.is_open:
+            await self._after_hours(disposition)
+            return
         self._step = "greeting"
         await self.play([media(self.config.flow.greeting)])
         self._step = "ring"
@@ -200,6 +210,38 @@ class InboundCall:
             return
         self._step = "voicemail"
         await self.voicemail()
+
+    def _disposition(self) -> CallDisposition | None:
+        hours = self.ports.hours.get(self.schedule) if self.schedule else None
+        if hours is None:
+            return None  # no schedule: always open
+        return decide_call(hours, self.config.after_hours, self.ports.clock(), self.language)
+
+    async def _after_hours(self, disposition: CallDisposition) -> None:
+        status = disposition.status
+        self.record.callback_due = disposition.callback_due
+        self.event(
+            "closed",
+            schedule=self.schedule,
+            reason=str(status.reason),
+            detail=status.detail,
+            next_opening=status.next_opening.isoformat() if status.next_opening else None,
+        )
+        self._step = "closed_greeting"
+        if disposition.greeting:
+            await self.play([media(disposition.greeting)])
+        overflow = disposition.overflow
+        if disposition.action is CallAction.OVERFLOW and overflow is not None:
+            self._step = "overflow"
+            winner = await self.ring("overflow", [overflow.endpoint], overflow.timeout)
+            if winner is not None:
+                self.overflowed = True
+                self._step = "talk"
+                await self.talk()
+                return
+            self.event("overflow_failed", endpoint=overflow.endpoint)
+        self._step = "voicemail"
+        await self.voicemail(promise=disposition.callback_promise)
 
     async def play(self, items: Sequence[str]) -> None:
         """Play to the caller and wait until it finishes (or the caller leaves)."""
@@ -305,7 +347,7 @@ class InboundCall:
                 return list(state.failed(ev.peer.id, status, now))
             return []
         if ev.type == "ChannelDestroyed" and channel and channel.id in state.legs:
-            return list(state.failed(channel.id, f"cause {ev.cause}", now))
+            return list(state.failed(channel.id, cause_result(ev.cause), now))
         if ev.type == RESYNC_EVENT:
             live = set(ev.raw.get("channels", ()))
             return [
@@ -371,12 +413,13 @@ class InboundCall:
                 await self._hangup_quietly(self.channel_id)
                 return
 
-    async def voicemail(self) -> None:
+    async def voicemail(self, promise: Sequence[str] = ()) -> None:
+        """Take a message. `promise` says when we will call back (after hours)."""
         rest = self.ports.rest
         vm = self.config.flow.voicemail
         with contextlib.suppress(AriHTTPError):
             await self._ari(rest.stop_moh(self.channel_id))
-        await self.play([media(vm.prompt)])
+        await self.play([*promise, media(vm.prompt)])
         name = f"voicemail/{self.did}/{self.record.id}"
         self.own(name)
         try:
@@ -450,6 +493,7 @@ class InboundCall:
                 answered_by=self.record.answered_by,
                 voicemail_seconds=self.voicemail_seconds,
                 failed=self.failed,
+                overflow=self.overflowed,
             )
         )
         self.event("ended", outcome=str(self.record.outcome))

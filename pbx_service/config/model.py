@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from pbx_service.config.hours import AfterHoursPolicy, Schedule
+
 # Dial strings Asterisk accepts for an agent: TECH/resource, e.g. PJSIP/101, Local/101@agents,
 # PJSIP/+74951234567@trunk.
 ENDPOINT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*/[^\s/][^\s]*$")
@@ -75,6 +77,9 @@ class Line(Strict):
     did: str = Field(description="The number as Asterisk sees it in ${EXTEN} of the trunk context.")
     label: str = Field(description='Where it is published: "website", "HR ads", ...')
     language: str | None = Field(None, description="Prompt language for callers of this number.")
+    schedule: str | None = Field(
+        None, description="Business hours of this number; default: the top-level schedule."
+    )
 
     @field_validator("did")
     @classmethod
@@ -130,6 +135,15 @@ class Config(Strict):
     lines: Annotated[list[Line], Field(min_length=1)]
     teams: dict[str, Team] = Field(min_length=1)
     flow: FlowSettings = FlowSettings()
+    schedules: dict[str, Schedule] = Field(
+        default_factory=dict, description="Named business-hours schedules."
+    )
+    schedule: str | None = Field(
+        None, description="The schedule of every line without its own; none: always open."
+    )
+    after_hours: AfterHoursPolicy = Field(
+        default_factory=AfterHoursPolicy, description="What happens to calls while closed."
+    )
     log_level: LogLevel = "INFO"
 
     @model_validator(mode="after")
@@ -138,6 +152,12 @@ class Config(Strict):
         duplicate = {d for d in dids if dids.count(d) > 1}
         if duplicate:
             raise ValueError(f"lines: DID {sorted(duplicate)[0]} is listed twice; keep one entry")
+        for where, name in [("schedule", self.schedule)] + [
+            (f"lines[{n}].schedule", line.schedule) for n, line in enumerate(self.lines)
+        ]:
+            if name is not None and name not in self.schedules:
+                known = sorted(self.schedules) or ["(none defined: add a schedules: section)"]
+                raise ValueError(f"{where}: no schedule named {name!r}; use one of {known}")
         if self.flow.reception_team not in self.teams:
             raise ValueError(
                 f"flow.reception_team: no team named {self.flow.reception_team!r}; "
@@ -148,11 +168,23 @@ class Config(Strict):
     def prompt_names(self) -> list[str]:
         """Our prompts the flow plays (names without a scheme; `sound:...` are Asterisk's)."""
         vm = self.flow.voicemail
-        names = [self.flow.greeting, self.flow.please_hold, vm.prompt, vm.thanks_prompt]
-        return sorted({name for name in names if ":" not in name})
+        names: list[str | None] = [
+            self.flow.greeting,
+            self.flow.please_hold,
+            vm.prompt,
+            vm.thanks_prompt,
+        ]
+        if self.schedules:
+            policy = self.after_hours
+            names += [policy.greeting, policy.holiday_greeting, policy.night_greeting]
+            names += ["callback-promise", "callback-after-opening"]
+        return sorted({name for name in names if name and ":" not in name})
 
     def languages(self) -> list[str]:
         return sorted({self.language, *(line.language for line in self.lines if line.language)})
+
+    def schedule_for(self, line: Line | None) -> str | None:
+        return (line.schedule if line else None) or self.schedule
 
     def line_for(self, did: str) -> Line | None:
         for line in self.lines:

@@ -57,6 +57,8 @@ class CallRecord:
     category: str | None = None
     menu_path: list[str] = field(default_factory=list)
     node: str | None = None
+    # When the callback task this call makes is due (after hours: the next opening).
+    callback_due: datetime | None = None
     events: list[CallEventRecord] = field(default_factory=list)
 
     def add_event(self, at: datetime, kind: str, **detail: Any) -> CallEventRecord:

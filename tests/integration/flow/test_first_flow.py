@@ -18,7 +18,9 @@ async def test_answered_by_reception(pbx: Pbx) -> None:
     await pbx.start_daemon(pbx.config(reception=[first, second]))
 
     call = await pbx.driver.place_call(
-        WEBSITE, "8 (916) 123-45-67", caller_name="Иван Петров",
+        WEBSITE,
+        "8 (916) 123-45-67",
+        caller_name="Иван Петров",
         steps=[WaitBridged(15), Wait(1.0), Hangup()],
     )
     await asyncio.wait_for(call.ended, 20)
@@ -40,8 +42,10 @@ async def test_answered_by_reception(pbx: Pbx) -> None:
     results = {leg["endpoint"]: leg["result"] for leg in rung["rung"]}
     assert results == {first: "ANSWER", second: "answered_elsewhere"}
     # The losing phone stopped ringing; nothing is left behind on the PBX.
-    await pbx.wait_until(lambda: all(leg.ended.done() for leg in pbx.driver.agent_legs),
-                         what="every agent leg to end")
+    await pbx.wait_until(
+        lambda: all(leg.ended.done() for leg in pbx.driver.agent_legs),
+        what="every agent leg to end",
+    )
 
 
 async def test_nobody_answers_caller_leaves_voicemail(pbx: Pbx) -> None:
@@ -49,7 +53,8 @@ async def test_nobody_answers_caller_leaves_voicemail(pbx: Pbx) -> None:
     await pbx.start_daemon(pbx.config(reception=agents, ring_timeout=1.5))
 
     call = await pbx.driver.place_call(
-        WEBSITE, "+74951234567",
+        WEBSITE,
+        "+74951234567",
         steps=[WaitPlayback("leave-message", 15), Wait(2.5), Press("#"), Wait(3)],
     )
     await asyncio.wait_for(call.ended, 30)
@@ -84,15 +89,18 @@ async def test_caller_hangs_up_while_ringing(pbx: Pbx) -> None:
     hangup = [e for e in row["events"] if e["kind"] == "caller_hangup"]
     assert hangup and hangup[0]["step"] == "ring"
     # The daemon cancels the ringing legs itself: Asterisk does not (traces, file 14).
-    await pbx.wait_until(lambda: all(leg.ended.done() for leg in pbx.driver.agent_legs),
-                         what="ringing legs to be cancelled")
+    await pbx.wait_until(
+        lambda: all(leg.ended.done() for leg in pbx.driver.agent_legs),
+        what="ringing legs to be cancelled",
+    )
 
 
 async def test_unlisted_number_is_served_by_the_same_flow(pbx: Pbx) -> None:
     agent = pbx.agent("a401", AgentBehaviour.answers(after=0.2))
     await pbx.start_daemon(pbx.config(reception=[agent]))
-    call = await pbx.driver.place_call("84990000000", "+74951234567",
-                                       steps=[WaitBridged(15), Hangup()])
+    call = await pbx.driver.place_call(
+        "84990000000", "+74951234567", steps=[WaitBridged(15), Hangup()]
+    )
     await asyncio.wait_for(call.ended, 20)
     [row] = await pbx.wait_ended(1)
     assert row["listed"] is False and row["line_label"] is None

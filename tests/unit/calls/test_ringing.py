@@ -71,3 +71,13 @@ def test_outcomes() -> None:
     assert decide_outcome(CallFacts(voicemail_seconds=0.2)) is Outcome.ABANDONED
     assert decide_outcome(CallFacts(failed=True)) is Outcome.FAILED
     assert decide_outcome(CallFacts()) is Outcome.ABANDONED
+
+
+def test_causes_read_like_dial_statuses() -> None:
+    from pbx_service.calls.ringing import cause_result
+
+    assert cause_result(17) == "BUSY"
+    assert cause_result(19) == "NOANSWER"
+    assert cause_result(20) == "CHANUNAVAIL"
+    assert cause_result(0) == "cause 0"
+    assert cause_result(None) == "cause None"
