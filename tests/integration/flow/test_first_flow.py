@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
-from pbx_service.simulator.driver import AgentBehaviour, Hangup, Press, Wait, WaitBridged
-from pbx_service.simulator.driver import WaitPlayback
+from pbx_service.simulator.driver import (
+    AgentBehaviour,
+    Hangup,
+    Press,
+    Wait,
+    WaitBridged,
+    WaitPlayback,
+)
 from tests.fixtures.pbx import Pbx, needs_simulator
 
 WEBSITE = "84952223344"
