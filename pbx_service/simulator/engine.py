@@ -643,15 +643,16 @@ class Engine:
                 from pbx_service.simulator.recorder import finish_recording
 
                 finish_recording(self, recording, "done")
-        if channel.phone_endpoint is not None:
-            phone = self.phones.get(channel.phone_endpoint)
-            if phone is not None and phone.calls:
-                phone.calls[-1].setdefault("dtmf_received", []).append(digit)
 
     async def send_dtmf(self, sender: Channel, digits: str, *, before_ms: int = 0,
                         between_ms: int = 100, duration_ms: int = 100,
-                        after_ms: int = 0) -> None:
-        """Digits sent by `sender`; each arrives on the far side at the end of the digit."""
+                        after_ms: int = 0, from_far_end: bool = False) -> None:
+        """Digits sent on `sender`; each arrives at the end of the digit.
+
+        `from_far_end`: the caller/phone behind `sender` presses keys, so the digits are
+        received on `sender` itself. Otherwise the app sends them: a Local half's peer
+        receives them, a PJSIP far end (caller, phone) hears them (transcript, phone log).
+        """
         if before_ms:
             await self.sleep(before_ms / 1000)
         for position, digit in enumerate(digits):
@@ -660,14 +661,26 @@ class Engine:
                 continue
             # The first digit arrives ~100 ms + its duration after the request (trace 02).
             await self.sleep((duration_ms + (100 if position == 0 else 0)) / 1000)
-            receiver = sender.peer if sender.peer is not None else sender
-            if sender.transcript is not None:
-                sender.transcript.dtmf_sent.append({"digit": digit, "at": self.now()})
-            self.dtmf_received(receiver, digit, duration_ms)
+            if from_far_end:
+                if sender.transcript is not None:
+                    sender.transcript.dtmf_sent.append({"digit": digit, "at": self.now()})
+                self.dtmf_received(sender, digit, duration_ms)
+            elif sender.peer is not None:
+                self.dtmf_received(sender.peer, digit, duration_ms)
+            else:
+                self._far_end_hears_dtmf(sender, digit)
             if position + 1 < len(digits):
                 await self.sleep(between_ms / 1000)
         if after_ms:
             await self.sleep(after_ms / 1000)
+
+    def _far_end_hears_dtmf(self, channel: Channel, digit: str) -> None:
+        if channel.transcript is not None:
+            channel.transcript.dtmf_received.append({"digit": digit, "at": self.now()})
+        if channel.phone_endpoint is not None:
+            phone = self.phones.get(channel.phone_endpoint)
+            if phone is not None and phone.calls:
+                phone.calls[-1].setdefault("dtmf_received", []).append(digit)
 
     # -- device states ---------------------------------------------------------------------
     def set_device_state(self, name: str, state: str | None) -> None:

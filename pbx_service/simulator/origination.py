@@ -361,7 +361,7 @@ async def _run_phone(engine: Engine, channel: Channel, behaviour: PhoneBehaviour
 
 async def _phone_dtmf(engine: Engine, channel: Channel, behaviour: PhoneBehaviour) -> None:
     await engine.sleep(behaviour.dtmf_after)
-    await engine.send_dtmf(channel, behaviour.dtmf)
+    await engine.send_dtmf(channel, behaviour.dtmf, from_far_end=True)
 
 
 def snoop(engine: Engine, target: Channel, params: dict[str, str]) -> Channel:
@@ -512,7 +512,7 @@ async def _run_script(engine: Engine, channel: Channel, steps: list[Step]) -> No
                 return _give_up(engine, channel, f"playback {step.media} not {step.until}")
         elif isinstance(step, SendDtmf):
             await engine.send_dtmf(channel, step.digits, between_ms=step.between_ms,
-                                   duration_ms=step.duration_ms)
+                                   duration_ms=step.duration_ms, from_far_end=True)
         elif isinstance(step, Talk):
             _set_talking(engine, channel, True)
             await engine.sleep(step.seconds)

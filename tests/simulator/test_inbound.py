@@ -184,3 +184,19 @@ async def test_reception_fallback_rings_then_voicemail(tmp_path: pathlib.Path) -
         assert transcript.bridged[0]["endpoint"] == "PJSIP/101"
     finally:
         await sim.stop()
+
+
+async def test_app_dtmf_reaches_the_caller_not_the_app(
+    sim: Simulator, http: aiohttp.ClientSession, connect: Connect
+) -> None:
+    events = await connect("pbx-service")
+    handle = await sim.place_call("+7916", "103", steps=[WaitAnswered(), Wait(2), Hangup()])
+    channel_id = (await events.wait_for("StasisStart"))["channel"]["id"]
+    async with http.post(f"{sim.base_url}/channels/{channel_id}/answer"):
+        pass
+    async with http.post(f"{sim.base_url}/channels/{channel_id}/dtmf",
+                         params={"dtmf": "9*"}) as response:
+        assert response.status == 204
+    transcript = await asyncio.wait_for(handle.ended, 5)
+    assert [d["digit"] for d in transcript.dtmf_received] == ["9", "*"]
+    assert "ChannelDtmfReceived" not in events.types()

@@ -198,3 +198,26 @@ async def test_local_busy_congestion_and_missing_extension(
     gone = await pbx.wait_for("ChannelDestroyed", channel__id=first["id"])
     assert gone["cause"] == 0 and gone["cause_txt"] == "Unknown"
     await asyncio.sleep(0)
+
+
+async def test_outside_numbers_behind_the_trunk(
+    sim: Simulator, http: aiohttp.ClientSession, connect: Connect
+) -> None:
+    pbx = await connect("pbx-service")
+    sim.add_phone("PJSIP/+74950000000@trunk", PhoneBehaviour.answers(after=0.5))
+    async with http.post(f"{sim.base_url}/channels", params={
+            "endpoint": "PJSIP/+74950000000@trunk", "app": "pbx-service"}) as response:
+        answered = await response.json()
+    assert answered["name"].startswith("PJSIP/trunk-")
+    await pbx.wait_for("StasisStart", channel__id=answered["id"])
+    # A number without a registered phone rings until the originate timeout.
+    async with http.post(f"{sim.base_url}/channels", params={
+            "endpoint": "PJSIP/+79990000000@trunk", "app": "pbx-service",
+            "timeout": "2"}) as response:
+        ringing = await response.json()
+    await pbx.wait_for("Dial", peer__id=ringing["id"], dialstatus="RINGING")
+    gone = await pbx.wait_for("ChannelDestroyed", channel__id=ringing["id"])
+    assert gone["cause"] == 19
+    async with http.post(f"{sim.base_url}/channels", params={
+            "endpoint": "PJSIP/+7999@nosuchtrunk", "app": "pbx-service"}) as response:
+        assert response.status == 500
