@@ -184,6 +184,8 @@ class Channel:
         self.transcript: Transcript | None = None
         self.continue_target: tuple[str, str, int] | None = None
         self.on_destroyed: list[Callable[[], None]] = []
+        # Dialplan functions that need the whole PBX (DEVICE_STATE, ...), set by the engine.
+        self.functions: dict[str, Callable[[str], str]] = {}
         self.phone_endpoint: str | None = None
         self.talking = False
         self.moh = False
@@ -267,6 +269,8 @@ class Channel:
             raise ValueError(name)
         if fname == "LEN":
             return str(len(arg))
+        if fname in self.functions:
+            return self.functions[fname](arg)
         raise ValueError(name)
 
     def pseudo_variable(self, name: str) -> str | None:

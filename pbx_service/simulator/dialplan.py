@@ -106,6 +106,17 @@ class Dialplan:
                     Line("Hangup"),
                 ]),
             ],
+            "rec-devstate": [
+                ("s", [
+                    Line("NoOp", "rec-devstate: DS=${DEVICE_STATE(Stasis:pbx-callbacks)}"),
+                    Line("Set", "DS=${DEVICE_STATE(Stasis:pbx-callbacks)}"),
+                    Line("Set", "ES=${EXTENSION_STATE(9999@rec-hints)}"),
+                    Line("Set", "DEVICE_STATE(Stasis:pbx-callbacks)=BUSY"),
+                    Line("Set", "DEVICE_STATE(Custom:agent101)=INUSE"),
+                    Line("NoOp", "DS=${DS} ES=${ES} HINT=${HINT(9999@rec-hints)}"),
+                    Line("Stasis", "caller-sim,role=devstate,DS=${DS},ES=${ES}"),
+                ]),
+            ],
             "rec-continue": [
                 ("s", [
                     Line("NoOp", "rec-continue reached: EXTEN=${EXTEN} PRIORITY=${PRIORITY} "
@@ -226,6 +237,12 @@ class Dialplan:
             return None
         if app == "Set":
             name, _, value = data.partition("=")
+            function = re.fullmatch(r"DEVICE_STATE\((.*)\)", name)
+            if function is not None:
+                # Only Custom: devices can be set from the dialplan (trace 11).
+                if function.group(1).startswith("Custom:"):
+                    engine.set_custom_device_state(function.group(1), value.upper())
+                return None
             bare = name.lstrip("_")
             channel.variables[bare] = value
             if name.startswith("_"):

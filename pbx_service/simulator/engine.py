@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import pathlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pbx_service.simulator.apps import AppRegistry
@@ -87,6 +87,14 @@ class Engine:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.call_log: list[dict[str, Any]] = []
         self.snoops: dict[str, list[Channel]] = {}
+        self.custom_device_states: dict[str, str] = {}
+        self.hints: dict[str, str] = {"9999@rec-hints": "Stasis:pbx-callbacks",
+                                      "9998@rec-hints": "Custom:agent101"}
+        self.functions: dict[str, Callable[[str], str]] = {
+            "DEVICE_STATE": self.device_state,
+            "EXTENSION_STATE": self._extension_state,
+            "HINT": lambda arg: self.hints.get(arg, ""),
+        }
         self.snoop_counter = 6
         from pbx_service.simulator.dialplan import Dialplan
 
@@ -180,6 +188,7 @@ class Engine:
             exten=exten,
             channelvar_names=self.config.channelvars,
         )
+        channel.functions = self.functions
         self.channels.add(channel)
         self.emit_to([], "ChannelCreated", channel=channel.to_json())
         return channel
@@ -381,7 +390,7 @@ class Engine:
             channel.app_data = "(Outgoing Line)"
         self.emit_channel("ChannelDestroyed", channel, cause=cause, cause_txt=cause_text(cause))
         self.channels.remove(channel)
-        if channel.tech == "Local" and channel.state == "Up":
+        if channel.tech == "Local":
             self.local_device_state(channel, "NOT_INUSE")
         channel.gone.set()
         for callback in channel.on_destroyed:
@@ -683,6 +692,38 @@ class Engine:
                 phone.calls[-1].setdefault("dtmf_received", []).append(digit)
 
     # -- device states ---------------------------------------------------------------------
+    def device_state(self, name: str) -> str:
+        """A device's state as DEVICE_STATE() and GET /deviceStates/{name} report it."""
+        if name.startswith("Custom:"):
+            return self.custom_device_states.get(name, "UNKNOWN")
+        if name.startswith("Stasis:"):
+            return self.device_states.get(name, "UNKNOWN")
+        if name.startswith("PJSIP/"):
+            phone = self.phones.get(name)
+            if phone is None or not phone.behaviour.online:
+                return "UNAVAILABLE"
+            busy = any(c.phone_endpoint == name for c in self.channels)
+            return "INUSE" if busy else "NOT_INUSE"
+        return "INVALID" if "/" not in name and ":" not in name else "UNKNOWN"
+
+    def _extension_state(self, arg: str) -> str:
+        device = self.hints.get(arg)
+        if device is None:
+            return "UNKNOWN"
+        state = self.device_state(device)
+        return {"INVALID": "UNAVAILABLE", "UNKNOWN": "NOT_INUSE"}.get(state, state)
+
+    def set_custom_device_state(self, name: str, state: str) -> None:
+        """Set(DEVICE_STATE(Custom:x)=STATE) from the dialplan."""
+        old = self.custom_device_states.get(name, "UNKNOWN")
+        self.custom_device_states[name] = state
+        if old != state:
+            event = envelope("DeviceStateChanged",
+                             {"device_state": {"name": name, "state": state}})
+            for app in list(self.apps.apps.values()):
+                if app.subscribe_all or app.wants_device(name):
+                    app.deliver(event)
+
     def set_device_state(self, name: str, state: str | None) -> None:
         old = self.device_states.get(name, "UNKNOWN")
         if state is None:

@@ -134,7 +134,7 @@ def _app_json(engine: Engine, name: str) -> dict[str, Any]:
     channel_ids = [c.id for c in engine.channels if name in c.subscribers]
     bridge_ids = [b.id for b in engine.bridges.values() if name in b.apps]
     endpoint_ids = sorted(app.endpoint_ids)
-    device_names = list(app.device_names)
+    device_names = sorted(app.device_names)
     if app.subscribe_all:
         channel_ids = ["__AST_CHANNEL_ALL_TOPIC", *channel_ids]
         bridge_ids = ["__AST_BRIDGE_ALL_TOPIC", *bridge_ids]
@@ -1102,9 +1102,7 @@ def _device_name(call: Call) -> str:
 @route("GET", "deviceStates/{deviceName}")
 async def device_get(call: Call) -> Result:
     name = _device_name(call)
-    if "/" not in name and ":" not in name:
-        return 200, {"name": name, "state": "INVALID"}
-    return 200, {"name": name, "state": call.engine.device_states.get(name, "UNKNOWN")}
+    return 200, {"name": name, "state": call.engine.device_state(name)}
 
 
 def _controlled(name: str) -> str:
