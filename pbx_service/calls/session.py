@@ -417,6 +417,8 @@ class InboundCall:
         """Take a message. `promise` says when we will call back (after hours)."""
         rest = self.ports.rest
         vm = self.config.flow.voicemail
+        # The caller's wait for a person ends where the voicemail begins.
+        self.record.wait_seconds = round(time.monotonic() - self._start_mono, 3)
         with contextlib.suppress(AriHTTPError):
             await self._ari(rest.stop_moh(self.channel_id))
         await self.play([*promise, media(vm.prompt)])
