@@ -53,6 +53,8 @@ class CallApplication:
         self._tasks: set[asyncio.Task[None]] = set()
         self.resyncs = 0
         self.connected = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # ---- AriListener ----------------------------------------------------------------------
 
@@ -83,6 +85,7 @@ class CallApplication:
             return
         call = InboundCall(self.ports, event, node=self.node)
         self.calls[call.channel_id] = call
+        self._idle.clear()
         self._spawn(self._run_call(call), f"call-{call.channel_id}")
 
     async def _run_call(self, call: InboundCall) -> None:
@@ -90,6 +93,8 @@ class CallApplication:
             await call.run()
         finally:
             self.calls.pop(call.channel_id, None)
+            if not self.calls:
+                self._idle.set()
 
     async def _release(self, channel_id: str) -> None:
         try:
@@ -131,6 +136,11 @@ class CallApplication:
     @property
     def active_calls(self) -> int:
         return len(self.calls)
+
+    async def wait_idle(self, timeout: float) -> None:
+        """Wait until no call is in progress (TimeoutError after `timeout` seconds)."""
+        async with asyncio.timeout(timeout):
+            await self._idle.wait()
 
     async def drain(self, timeout: float) -> None:
         """Wait for running calls to finish, then cancel what is left."""

@@ -150,10 +150,8 @@ async def _ended(handle: Any, label: str) -> None:
 
 async def _settled(daemon: Daemon, timeout: float = 30.0) -> None:
     """Wait until the daemon has finished every call and written it to PostgreSQL."""
-    deadline = time.monotonic() + timeout
-    while daemon.app is not None and daemon.app.active_calls and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert daemon.writer is not None
+    assert daemon.app is not None and daemon.writer is not None
+    await daemon.app.wait_idle(timeout)
     await daemon.writer.flush()
 
 
