@@ -184,6 +184,9 @@ class Channel:
         self.transcript: Transcript | None = None
         self.continue_target: tuple[str, str, int] | None = None
         self.on_destroyed: list[Callable[[], None]] = []
+        # A Local half's caller id updated from its partner's connected line while bridged;
+        # Asterisk reports it (ChannelCallerId) only when the half hangs up.
+        self.pending_caller: Party | None = None
         # Dialplan functions that need the whole PBX (DEVICE_STATE, ...), set by the engine.
         self.functions: dict[str, Callable[[str], str]] = {}
         self.phone_endpoint: str | None = None

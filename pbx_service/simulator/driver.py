@@ -37,7 +37,7 @@ from typing import Any
 
 from pbx_service.ari.client import AriClient
 from pbx_service.ari.errors import AriError, AriHTTPError
-from pbx_service.ari.models import AriEvent
+from pbx_service.ari.models import AriEvent, target_id
 from pbx_service.errors import PbxError
 
 log = logging.getLogger(__name__)
@@ -345,7 +345,7 @@ class CallerDriver:
 
     async def on_event(self, event: AriEvent) -> None:
         """Route one ``caller-sim`` event to its call or agent leg."""
-        ids = [i for i in (event.channel_id, _peer_id(event)) if i]
+        ids = [i for i in (event.channel_id, _peer_id(event), _target_id(event)) if i]
         owner = next((self._by_channel[i] for i in ids if i in self._by_channel), None)
         if owner is None and event.type == "StasisStart" and event.channel_id:
             owner = self._agent_arrived(event)
@@ -535,6 +535,15 @@ def format_caller_id(name: str | None, number: str) -> str:
 
 def _has_played(call: DrivenCall, needle: str) -> Callable[[], bool]:
     return lambda: any(needle in media for media in call.playbacks)
+
+
+def _target_id(event: AriEvent) -> str | None:
+    # Playback and recording events name their channel only in target_uri.
+    for key in ("playback", "recording"):
+        obj = event.raw.get(key)
+        if isinstance(obj, dict):
+            return target_id(obj.get("target_uri"))
+    return None
 
 
 def _peer_id(event: AriEvent) -> str | None:

@@ -270,6 +270,10 @@ class Engine:
         channel.stasis_app = None
         if not channel.subscribers.get(app, True):
             del channel.subscribers[app]
+        if channel.hanging_up and channel.pending_caller is not None:
+            channel.caller = channel.pending_caller
+            channel.pending_caller = None
+            self.set_caller(channel)
         if continue_to is not None:
             # Asterisk moves to priority-1 first and reports it with the Stasis app (trace 15).
             channel.context, channel.exten, channel.priority = continue_to
@@ -494,6 +498,9 @@ class Engine:
             other = others[0]
             self.set_connected(channel, other.caller.name, other.caller.number)
             self.set_connected(other, channel.caller.name, channel.caller.number)
+            for half in (channel, other):
+                if half.peer is not None:
+                    half.peer.pending_caller = party_copy(half.connected)
         for member in bridge.channels:
             transcript = member.transcript
             if transcript is not None:

@@ -207,6 +207,8 @@ def _build_legs(engine: Engine, tech: str, resource: str, params: dict[str, str]
         exten, _, context = resource.partition("@")
         context = context.split("/")[0] or "default"
         first = _local_first_half(engine, resource, exten, context, params)
+        second = _local_second_half(engine, first, params.get("otherChannelId", ""), exten,
+                                    context, None, subscribe=False)
     else:
         phone, stem = _phone_for(engine, tech, resource)
         first = _pjsip_channel(engine, stem, params, phone, resource)
@@ -231,15 +233,14 @@ def _build_legs(engine: Engine, tech: str, resource: str, params: dict[str, str]
     app = dial.app
     if app:
         engine.subscribe(first, app, persistent=True)
+    if tech == "Local":
+        # ;2 is built from ;1 when dialling: caller and connected swap, variables copy.
+        _fill_second_half(engine, first, second)
     if tech == "Local" and not engine.dialplan.exists(context, exten):
         # The Local channel fails at call time: both halves destroyed, no Dial (trace 05).
-        second = _local_second_half(engine, first, params.get("otherChannelId", ""), exten,
-                                    context, app)
         engine.spawn(_invalid_local(engine, second), f"sim-invalid-{first.id}")
         return first
     if tech == "Local":
-        second = _local_second_half(engine, first, params.get("otherChannelId", ""), exten,
-                                    context, app)
         for key in inherited:
             engine.varset(second, f"__{key}", inherited[key])
         for name, value in variables.items():
@@ -291,17 +292,26 @@ def _local_second_half(engine: Engine, first: Channel, other_id: str, exten: str
     second.half = 2
     second.peer = first
     first.peer = second
+    _fill_second_half(engine, first, second)
+    if subscribe:
+        for app_name, persistent in first.subscribers.items():
+            if persistent:
+                engine.subscribe(second, app_name, persistent=True)
+    del app
+    return second
+
+
+def _fill_second_half(engine: Engine, first: Channel, second: Channel) -> None:
     second.linkedid = first.linkedid
     second.caller = Party(first.connected.name, first.connected.number)
     second.connected = Party(first.caller.name, first.caller.number)
     second.language = first.language
     second.variables.update(first.variables)
     second.inheritable.update(first.inheritable)
-    for app_name, persistent in first.subscribers.items():
-        if persistent and subscribe:
-            engine.subscribe(second, app_name, persistent=True)
-    del app
-    return second
+    if first.dialing is not None:
+        for app_name, persistent in first.subscribers.items():
+            if persistent:
+                engine.subscribe(second, app_name, persistent=True)
 
 
 def _pjsip_channel(engine: Engine, stem: str, params: dict[str, str], phone: Phone | None,
