@@ -200,3 +200,53 @@ async def test_app_dtmf_reaches_the_caller_not_the_app(
     transcript = await asyncio.wait_for(handle.ended, 5)
     assert [d["digit"] for d in transcript.dtmf_received] == ["9", "*"]
     assert "ChannelDtmfReceived" not in events.types()
+
+
+async def test_commands_during_playback_like_trace_09(
+    sim: Simulator, http: aiohttp.ClientSession, connect: Connect
+) -> None:
+    events = await connect("pbx-service")
+    await sim.place_call("+7916", "900", steps=[Wait(60)])
+    channel_id = (await events.wait_for("StasisStart"))["channel"]["id"]
+    base = f"{sim.base_url}/channels/{channel_id}"
+    async with http.post(f"{sim.base_url}/bridges", params={"bridgeId": "br-900"}):
+        pass
+    async with http.post(f"{base}/play", params={"media": "sound:vm-intro"}):
+        pass
+    await events.wait_for("PlaybackStarted")
+    # Immediate: GET variable, hold/moh (no events at all), dtmf and record return at once.
+    async with http.get(f"{base}/variable", params={"variable": "DID"}) as response:
+        assert response.status == 200
+    for path in ("hold", "moh", "silence"):
+        async with http.post(f"{base}/{path}") as response:
+            assert response.status == 204
+        async with http.delete(f"{base}/{path}") as response:
+            assert response.status == 204
+    async with http.post(f"{base}/record", params={"name": "after", "format": "wav",
+                                                   "maxDurationSeconds": "1"}) as response:
+        assert response.status == 201
+    assert "RecordingStarted" not in events.types()
+    # Blocking: POST variable returns only after the queue ahead of it (the playback and the
+    # recording, which holds the channel's control queue like Asterisk's record_file).
+    async with http.post(f"{base}/variable", params={"variable": "X", "value": "1"}) as resp:
+        assert resp.status == 204
+    assert events.types()[-2:] == ["RecordingFinished", "ChannelVarset"]
+    async with http.post(f"{sim.base_url}/bridges/br-900/addChannel",
+                         params={"channel": channel_id}) as response:
+        assert response.status == 204
+    async with http.post(f"{sim.base_url}/bridges/br-900/removeChannel",
+                         params={"channel": channel_id}) as response:
+        assert response.status == 204
+    async with http.post(f"{sim.base_url}/bridges/br-900/removeChannel",
+                         params={"channel": channel_id}) as response:
+        assert response.status == 422
+        assert await response.json() == {"message": "Channel not in this bridge"}
+    await asyncio.sleep(0.05)
+    order = [t for t in events.types() if t not in ("PlaybackStarted",)]
+    assert order == ["StasisStart", "PlaybackFinished", "RecordingStarted", "RecordingFinished",
+                     "ChannelVarset", "ChannelEnteredBridge", "ChannelLeftBridge"]
+    # After removeChannel the app is no longer subscribed to the bridge (trace 09).
+    async with http.delete(f"{sim.base_url}/bridges/br-900") as response:
+        assert response.status == 204
+    await asyncio.sleep(0.05)
+    assert "BridgeDestroyed" not in events.types()
