@@ -29,6 +29,7 @@ import inspect
 import json
 import pathlib
 import re
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -1024,7 +1025,9 @@ def yarl_url(url: str) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def simulator_kwargs(factory: Callable[..., Any], time_scale: float) -> dict[str, Any]:
+def simulator_kwargs(
+    factory: Callable[..., Any], time_scale: float, recordings_dir: pathlib.Path | None = None
+) -> dict[str, Any]:
     """Keyword arguments `factory` (the Simulator class) accepts, for a trace replay."""
     try:
         params = inspect.signature(factory).parameters
@@ -1035,6 +1038,8 @@ def simulator_kwargs(factory: Callable[..., Any], time_scale: float) -> dict[str
         "username": DEFAULT_USER,
         "password": DEFAULT_PASSWORD,
     }
+    if recordings_dir is not None:
+        wanted["recordings_dir"] = recordings_dir
     return {k: v for k, v in wanted.items() if k in params}
 
 
@@ -1055,14 +1060,17 @@ async def replay_on_simulator(trace: Trace, cls: Any, time_scale: float) -> Repl
 
     Pacing follows `time_scale` only when the simulator accepts it, else real time.
     """
-    kwargs = simulator_kwargs(cls, time_scale)
-    sim = cls(**kwargs)
-    await sim.start("127.0.0.1", port=0)
-    try:
-        replay = Replay(trace, origin_of(sim.base_url), time_scale=kwargs.get("time_scale", 1.0))
-        await replay.run()
-    finally:
-        await sim.stop()
+    with tempfile.TemporaryDirectory(prefix="pbx-contract-") as tmp:
+        kwargs = simulator_kwargs(cls, time_scale, pathlib.Path(tmp) / "recording")
+        sim = cls(**kwargs)
+        await sim.start("127.0.0.1", port=0)
+        try:
+            replay = Replay(
+                trace, origin_of(sim.base_url), time_scale=kwargs.get("time_scale", 1.0)
+            )
+            await replay.run()
+        finally:
+            await sim.stop()
     return replay
 
 

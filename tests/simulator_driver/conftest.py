@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 import inspect
 import os
+import pathlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -47,7 +48,7 @@ class AriTarget:
 
 
 @pytest.fixture
-async def ari() -> AsyncIterator[AriTarget]:
+async def ari(tmp_path: pathlib.Path) -> AsyncIterator[AriTarget]:
     url = os.environ.get("PBX_TEST_ARI_URL")
     if url:
         yield AriTarget(
@@ -59,7 +60,12 @@ async def ari() -> AsyncIterator[AriTarget]:
         return
     cls = _simulator_class()
     params = inspect.signature(cls).parameters
-    wanted = {"username": USER, "password": PASSWORD, "time_scale": 1.0}
+    wanted: dict[str, Any] = {
+        "username": USER,
+        "password": PASSWORD,
+        "time_scale": 1.0,
+        "recordings_dir": tmp_path / "recordings",
+    }
     sim = cls(**{k: v for k, v in wanted.items() if k in params})
     await sim.start("127.0.0.1", port=0)
     try:
