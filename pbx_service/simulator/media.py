@@ -336,6 +336,7 @@ class LiveRecording:
     silence_duration: float = 0.0
     report_silence: bool = False
     write_failed: bool = False
+    fail_at_once: bool = False
     talking_now: bool = False
 
     def to_json(self) -> dict[str, Any]:

@@ -530,8 +530,12 @@ def _recording_params(call: Call, target_uri: str) -> LiveRecording:
                               terminate_on=terminate, if_exists=if_exists,
                               beep=call.flag("beep"))
     path = recording_path(call.engine.config.recordings_dir, name, recording.format)
-    if len(name) > 250 or not inside(call.engine.config.recordings_dir, path):
+    if not inside(call.engine.config.recordings_dir, path):
         recording.write_failed = True
+    if any(len(part.encode()) > 250 for part in name.split("/")):
+        # The file cannot even be opened: Started then Finished at once (trace 17).
+        recording.write_failed = True
+        recording.fail_at_once = True
     return recording
 
 
@@ -556,6 +560,9 @@ async def channels_record(call: Call) -> Result:
             return
         channel.recording = recording
         start_recording(engine, recording, channel)
+        if recording.fail_at_once:
+            finish_recording(engine, recording, "done")
+            return
         assert recording.finish is not None
         await recording.finish
 
@@ -883,6 +890,8 @@ async def bridges_record(call: Call) -> Result:
     engine.update_bridge_peers(bridge)
     body = recording.to_json()
     start_recording(engine, recording, bridge)
+    if recording.fail_at_once:
+        finish_recording(engine, recording, "done")
     return 201, body
 
 
