@@ -61,7 +61,7 @@ async def test_calls_json_csv_table(pbx: Pbx) -> None:
     assert REQUIRED <= set(obj)
     assert obj["line_label"] == "old sales line" and obj["outcome"] == "answered"
     assert obj["answered_by"] == agent
-    assert [e["kind"] for e in obj["events"]][0] == "incoming"
+    assert obj["events"][0]["kind"] == "incoming"
 
     rows = list(csv.DictReader(io.StringIO(await cli(pbx, "--format", "csv"))))
     assert len(rows) == 1 and rows[0]["caller_name"] == 'ООО "Ромашка"'
