@@ -8,6 +8,7 @@ reject them) and lone surrogates, which cannot be encoded as UTF-8, become U+FFF
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -15,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from pbx_service.store.records import CallRecord
+from pbx_service.store.records import CallEventRecord, CallRecord
 
 CALL_COLUMNS: tuple[str, ...] = (
     "id",
@@ -109,16 +110,44 @@ def _clean_json(value: Any) -> Any:
 
 
 def _json_default(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        return list(value)
     return str(value)
+
+
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
 def detail_json(detail: dict[str, Any]) -> str:
     """An event's detail as JSON text for ``jsonb`` (unknown types become their str())."""
-    return orjson.dumps(_clean_json(detail), default=_json_default).decode("utf-8")
+    try:
+        data = orjson.dumps(detail, default=_json_default, option=_JSON_OPTIONS)
+    except TypeError:  # orjson refuses lone surrogates: clean, then dump
+        data = b"\\u0000"
+    if b"\\u0000" in data:  # NUL (jsonb rejects it) or a rare literal lookalike: clean
+        data = orjson.dumps(_clean_json(detail), default=_json_default, option=_JSON_OPTIONS)
+    return data.decode("utf-8")
 
 
-def snapshot(record: CallRecord, updated_at: datetime) -> CallSnapshot:
-    """Copy ``record`` into an immutable `CallSnapshot` stamped ``updated_at``."""
+def event_row(call_id: uuid.UUID, event: CallEventRecord) -> EventRow:
+    """One ``call_events`` row."""
+    return (
+        call_id,
+        int(event.seq),
+        utc(event.at),
+        clean_text(str(event.kind)),
+        detail_json(event.detail),
+    )
+
+
+def snapshot(
+    record: CallRecord, updated_at: datetime, known_events: Sequence[EventRow] = ()
+) -> CallSnapshot:
+    """Copy ``record`` into an immutable `CallSnapshot` stamped ``updated_at``.
+
+    ``known_events`` are rows already made from this call's first events (events are
+    append-only): those whose seq and kind still match are reused instead of serialised again.
+    """
     call_id = record.id if isinstance(record.id, uuid.UUID) else uuid.UUID(str(record.id))
     row = (
         call_id,
@@ -143,11 +172,15 @@ def snapshot(record: CallRecord, updated_at: datetime) -> CallSnapshot:
         [clean_text(str(step)) for step in record.menu_path],
         utc(updated_at),
     )
-    events = tuple(
-        (call_id, int(ev.seq), utc(ev.at), clean_text(str(ev.kind)), detail_json(ev.detail))
-        for ev in record.events
-    )
-    return CallSnapshot(row=row, events=events)
+    events: list[EventRow] = []
+    for i, ev in enumerate(record.events):
+        if i < len(known_events):
+            known = known_events[i]
+            if known[0] == call_id and known[1] == ev.seq and known[3] == ev.kind:
+                events.append(known)
+                continue
+        events.append(event_row(call_id, ev))
+    return CallSnapshot(row=row, events=tuple(events))
 
 
 def to_json(snap: CallSnapshot) -> bytes:

@@ -30,11 +30,22 @@ import asyncpg  # type: ignore[import-untyped]
 from pbx_service.store.embedded import asyncpg_dsn
 from pbx_service.store.errors import WriterStateError
 from pbx_service.store.records import CallRecord
-from pbx_service.store.rows import CALL_COLUMNS, EVENT_COLUMNS, CallSnapshot, merge, snapshot
+from pbx_service.store.rows import (
+    CALL_COLUMNS,
+    EVENT_COLUMNS,
+    CallSnapshot,
+    EventRow,
+    merge,
+    snapshot,
+)
 from pbx_service.store.spool import Spool
 
 log = logging.getLogger(__name__)
 
+# "copy" (COPY into a temp table, then one merging INSERT ... SELECT) is the default: measured
+# on pgserver (PostgreSQL 16, 20,000 calls with 3 events each, 2 shared cores) it wrote
+# 7-10k calls/s against 3-5k/s for executemany and 300-500/s for one autocommitted INSERT per
+# statement (1 call + 3 events).
 WriteMethod = Literal["executemany", "copy"]
 
 _UPDATE_SET = ", ".join(f"{c} = EXCLUDED.{c}" for c in CALL_COLUMNS if c != "id")
@@ -103,7 +114,8 @@ class CallLogWriter:
         retry_max_seconds: float = 10.0,
         connect_timeout: float = 5.0,
         command_timeout: float = 30.0,
-        method: WriteMethod = "executemany",
+        method: WriteMethod = "copy",
+        overflow_chunk: int = 500,
     ) -> None:
         if batch_rows < 1 or queue_size < 1 or batch_seconds <= 0:
             raise ValueError("batch_rows and queue_size must be >= 1, batch_seconds > 0")
@@ -121,6 +133,11 @@ class CallLogWriter:
         self._batch_submissions = 0
         self._batch_deadline = 0.0
         self._pending = 0
+        self._overflow: list[CallSnapshot] = []
+        # Serialised events per call, so a call submitted again only pays for its new events.
+        self._known_events: dict[uuid.UUID, tuple[EventRow, ...]] = {}
+        self._known_events_max = max(1000, queue_size)
+        self._overflow_chunk = overflow_chunk
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -172,23 +189,30 @@ class CallLogWriter:
     def submit(self, record: CallRecord) -> None:
         """Queue the current state of ``record``; never blocks on the database.
 
-        The record is copied now. If the queue is full (or the writer is closed) the row is
-        written to the spool at once rather than dropped.
+        The record is copied now. If the queue is full the row goes to the spool instead of
+        being dropped: overflow rows are written in chunks of ``overflow_chunk`` (one blocking
+        fsync per chunk, here), the remainder by the background task. After close() a row is
+        spooled at once.
         """
-        snap = snapshot(record, self._stamp())
+        known = self._known_events.pop(record.id, ())
+        snap = snapshot(record, self._stamp(), known)
+        if snap.events:
+            # Most recently submitted last; the oldest entries go when the cache is full.
+            self._known_events[snap.call_id] = snap.events
+            if len(self._known_events) > self._known_events_max:
+                del self._known_events[next(iter(self._known_events))]
         self.stats["submitted"] += 1
-        if not self._closed:
-            try:
-                self._queue.put_nowait(snap)
-            except asyncio.QueueFull:
-                pass
-            else:
-                self._pending += 1
-                return
-        # Overload or late submit: blocking disk write, still far better than losing the call.
-        self._spool.write([snap])
-        self.stats["overflowed"] += 1
-        log.warning("call-log queue full or writer closed: call %s spooled", snap.call_id)
+        self._pending += 1
+        if self._closed:
+            self._overflow.append(snap)
+            self._spool_overflow()
+            return
+        try:
+            self._queue.put_nowait(snap)
+        except asyncio.QueueFull:
+            self._overflow.append(snap)
+            if len(self._overflow) >= self._overflow_chunk:
+                self._spool_overflow()
 
     async def flush(self) -> None:
         """Wait until every row submitted so far is in the database or the spool; spooled
@@ -212,9 +236,10 @@ class CallLogWriter:
         if task is not None and not task.done():
             await self._queue.put(_STOP)
             await task
-        elif self._queue.qsize():
-            # Never started (or died): keep what was queued.
+        else:
+            # Never started (or died): keep everything not yet written.
             self._drain_queue_to_spool()
+        self._spool_overflow()
         await self._disconnect()
 
     # ----------------------------------------------------------------- internals
@@ -235,8 +260,23 @@ class CallLogWriter:
         self._last_stamp = now
         return now
 
+    def _spool_overflow(self) -> None:
+        snaps, self._overflow = self._overflow, []
+        if snaps:
+            self._spool.write(snaps)
+            self._count_spooled(snaps, overflow=True)
+
+    def _count_spooled(self, snaps: Sequence[CallSnapshot], *, overflow: bool = False) -> None:
+        self.stats["spooled"] += 1
+        self.stats["spooled_rows"] += len(snaps)
+        if overflow:
+            self._pending = max(0, self._pending - len(snaps))
+            self.stats["overflowed"] += len(snaps)
+            log.warning("call-log queue full: %d calls spooled to disk", len(snaps))
+
     def _drain_queue_to_spool(self) -> None:
-        snaps: list[CallSnapshot] = []
+        snaps: list[CallSnapshot] = list(self._batch.values())
+        self._batch = {}
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if isinstance(item, CallSnapshot):
@@ -245,9 +285,8 @@ class CallLogWriter:
                 item.done.set_result(None)
         if snaps:
             self._spool.write(snaps)
-            self.stats["spooled"] += 1
-            self.stats["spooled_rows"] += len(snaps)
-            self._pending = 0
+            self._count_spooled(snaps)
+        self._pending = len(self._overflow)
 
     def _add(self, snap: CallSnapshot) -> None:
         if not self._batch:
@@ -304,6 +343,10 @@ class CallLogWriter:
                 or time.monotonic() >= self._batch_deadline
             ):
                 await self._write_batch()
+            if self._overflow:
+                snaps, self._overflow = self._overflow, []
+                await asyncio.to_thread(self._spool.write, snaps)
+                self._count_spooled(snaps, overflow=True)
             if self._spool.count and (urgent or time.monotonic() >= self._next_retry):
                 await self._replay(force=urgent)
             for request in flushes:
@@ -331,8 +374,7 @@ class CallLogWriter:
 
     async def _spool_batch(self, snaps: list[CallSnapshot]) -> None:
         await asyncio.to_thread(self._spool.write, snaps)
-        self.stats["spooled"] += 1
-        self.stats["spooled_rows"] += len(snaps)
+        self._count_spooled(snaps)
 
     async def _replay(self, *, force: bool) -> bool:
         """Replay spooled batches oldest first; True when the spool is empty afterwards."""

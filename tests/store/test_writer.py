@@ -111,10 +111,11 @@ ODD_TEXT = [
 ]
 
 
+@pytest.mark.parametrize("method", ["executemany", "copy"])
 async def test_caller_text_of_any_length_and_charset_is_stored(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, method: Any
 ) -> None:
-    writer = CallLogWriter(database_url, tmp_path / "spool", batch_seconds=60)
+    writer = CallLogWriter(database_url, tmp_path / "spool", batch_seconds=60, method=method)
     await writer.start()
     calls = []
     for n, text in enumerate(ODD_TEXT):
@@ -143,11 +144,12 @@ async def test_caller_text_of_any_length_and_charset_is_stored(
     assert long_number[0]["n"] == 1
 
 
+@pytest.mark.parametrize("method", ["executemany", "copy"])
 async def test_bad_row_is_rejected_and_the_rest_of_the_batch_is_written(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, method: Any
 ) -> None:
     spool = tmp_path / "spool"
-    writer = CallLogWriter(database_url, spool, batch_seconds=60)
+    writer = CallLogWriter(database_url, spool, batch_seconds=60, method=method)
     await writer.start()
     good = [make_call(n) for n in range(5)]
     bad = make_call(99)
@@ -230,12 +232,15 @@ async def test_stale_spooled_version_never_overwrites_a_newer_row(
 
 
 async def test_full_queue_spools_instead_of_dropping(database_url: str, tmp_path: Path) -> None:
-    writer = CallLogWriter(database_url, tmp_path / "spool", queue_size=5, batch_seconds=60)
+    writer = CallLogWriter(
+        database_url, tmp_path / "spool", queue_size=5, batch_seconds=60, overflow_chunk=4
+    )
     calls = [make_call(n) for n in range(20)]
     for call in calls:  # before start(): nothing drains the queue
         writer.submit(call)
-    assert writer.pending == 5
-    assert writer.stats["overflowed"] == 15 and writer.spooled_batches == 15
+    # 5 queued, 15 overflowed: 3 chunks of 4 on disk already, 3 waiting for the task.
+    assert writer.pending == 5 + 3
+    assert writer.stats["overflowed"] == 12 and writer.spooled_batches == 3
     await writer.start()
     await wait_idle(writer)
     await writer.close()
