@@ -301,6 +301,74 @@ class Bare(Adapter):
             yield answer
 
 
+class BareQueues(Bare):
+    """The floor of the daemon's design on the bare loop: each event routed by its channel id
+    (or its playback's target) into one `asyncio.Queue` per call, consumed by the call's task.
+    What `EventDispatcher` costs beyond asyncio's own queue and task switch shows against it."""
+
+    name = "bare-queues"
+
+    @contextlib.asynccontextmanager
+    async def events_client(self, cfg: Settings) -> AsyncIterator[Counter]:
+        import aiohttp
+        import orjson
+
+        counter = Counter()
+        hit = counter.hit
+        routes: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        tasks: set[asyncio.Task[None]] = set()
+        text = aiohttp.WSMsgType.TEXT
+
+        async def call(key: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
+            while True:
+                event = await queue.get()
+                hit()
+                if event["type"] == "StasisEnd":
+                    del routes[key]
+                    while not queue.empty():
+                        queue.get_nowait()
+                        hit()
+                    return
+
+        def route(event: dict[str, Any]) -> None:
+            channel = event.get("channel")
+            if channel is not None:
+                key = channel["id"]
+            else:
+                key = event["playback"]["target_uri"].partition(":")[2]
+            queue = routes.get(key)
+            if queue is None:
+                if event["type"] != "StasisStart":
+                    hit()
+                    return
+                queue = routes[key] = asyncio.Queue(1000)
+                task = asyncio.create_task(call(key, queue))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            queue.put_nowait(event)
+
+        async def read(ws: Any) -> None:
+            async for msg in ws:
+                if msg.type is text:
+                    route(orjson.loads(msg.data))
+
+        async with self._session(cfg.user, cfg.password) as session:
+            ws = await session.ws_connect(cfg.events_url + "/ari/events", params={"app": cfg.app})
+            reader = asyncio.create_task(read(ws))
+            try:
+                yield counter
+            finally:
+                await ws.close()
+                await reader
+                for t in list(tasks):
+                    t.cancel()
+
+    @contextlib.asynccontextmanager
+    async def rest_client(self, cfg: Settings) -> AsyncIterator[Answer]:
+        raise NotImplementedError("bare-queues measures events only")
+        yield  # pragma: no cover
+
+
 class AioAri(Adapter):
     name = "aioari"
     package = "aioari"
@@ -442,6 +510,7 @@ ADAPTERS: dict[str, Callable[[], Adapter]] = {
     "ours": lambda: Ours(dispatch=False),
     "ours-dispatch": lambda: Ours(dispatch=True),
     "bare": Bare,
+    "bare-queues": BareQueues,
     "aioari": AioAri,
     "ari-client": AriClientPeer,
     "asyncari": AsyncAri,
@@ -495,10 +564,11 @@ async def measure_rest(adapter: Adapter, cfg: Settings) -> dict[str, float]:
     return out
 
 
-async def run(kind: str, cfg: Settings) -> dict[str, Any]:
+async def run(kind: str, cfg: Settings, first_run: int = 0) -> dict[str, Any]:
+    """``cfg.runs`` runs numbered from ``first_run`` (the number picks the events' seeds)."""
     adapter = ADAPTERS[kind]()
     runs: list[dict[str, float]] = []
-    for i in range(cfg.runs):
+    for i in range(first_run, first_run + cfg.runs):
         figures: dict[str, float] = {}
         if cfg.events:
             figures.update(await measure_events(adapter, cfg, i))
@@ -526,6 +596,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--rest-calls", type=int, default=2_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--first-run", type=int, default=0, help="number of the first run")
     a = parser.parse_args()
     cfg = Settings(
         a.events_url.rstrip("/"),
@@ -540,7 +611,7 @@ def main() -> None:
         a.runs,
     )
     try:
-        result = asyncio.run(run(a.kind, cfg))
+        result = asyncio.run(run(a.kind, cfg, a.first_run))
     except Exception as exc:
         traceback.print_exc()
         result = {"kind": a.kind, "error": f"{type(exc).__name__}: {exc}"}
