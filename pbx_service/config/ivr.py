@@ -143,10 +143,11 @@ def _name_text(value: object) -> object:
     return value
 
 
-def _check_prompt(value: str | None) -> str | None:
-    if value is None or ":" in value:  # None: no prompt; "sound:beep": a media URI as is
-        return value
-    if not _PROMPT_RE.fullmatch(value):
+def _check_prompt(value: object) -> object:
+    value = _name_text(value)
+    if value is None or (isinstance(value, str) and ":" in value):
+        return value  # None: no prompt; "sound:beep": a media URI, played as it is
+    if not isinstance(value, str) or not _PROMPT_RE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a prompt name; use lowercase letters, digits and '-' "
             "(the file ivr_prompts/<lang>/NAME.wav), e.g. main-menu"
@@ -169,16 +170,17 @@ def _check_language(value: str | None) -> str | None:
     return value
 
 
-def _check_name(value: str) -> str:
-    if not _NAME_RE.fullmatch(value):
+def _check_name(value: object) -> object:
+    value = _name_text(value)
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a name; use letters, digits, '-' and '_', e.g. sales, order_status"
         )
     return value
 
 
-PromptName = Annotated[str, BeforeValidator(_name_text), BeforeValidator(_check_prompt)]
-Name = Annotated[str, BeforeValidator(_name_text), BeforeValidator(_check_name)]
+PromptName = Annotated[str, BeforeValidator(_check_prompt)]
+Name = Annotated[str, BeforeValidator(_check_name)]
 
 
 # ---- actions ------------------------------------------------------------------------------
