@@ -329,15 +329,15 @@ class LiveRecording:
     paused_total: float = 0.0
     paused_since: float | None = None
     finish: asyncio.Future[str] | None = None  # resolved with "done" or "cancel"
-    # (talking, seconds) segments of simulated audio captured so far
-    segments: list[tuple[bool, float]] = dataclasses.field(default_factory=list)
+    # (kind, seconds) of simulated audio captured so far; kind is TALK, SILENCE or NO_MEDIA
+    segments: list[tuple[str, float]] = dataclasses.field(default_factory=list)
     duration: float = 0.0
     talking_duration: float = 0.0
     silence_duration: float = 0.0
     report_silence: bool = False
     write_failed: bool = False
     fail_at_once: bool = False
-    talking_now: bool = False
+    audio_now: str = "none"
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -404,12 +404,20 @@ def list_stored(recordings_dir: pathlib.Path) -> list[dict[str, str]]:
     return result
 
 
-def render_audio(segments: list[tuple[bool, float]], rate: int) -> bytes:
-    """16-bit mono PCM: silence, or a quiet 440 Hz tone where someone talks."""
+TALK = "talk"
+SILENCE = "silence"
+NO_MEDIA = "none"
+
+
+def render_audio(segments: list[tuple[str, float]], rate: int) -> bytes:
+    """16-bit mono PCM: a quiet 440 Hz tone where someone talks, zeros for silence frames,
+    nothing at all while no media frames arrive (Asterisk writes nothing then)."""
     frames = bytearray()
-    for talking, seconds in segments:
+    for kind, seconds in segments:
         count = round(seconds * rate)
-        if not talking:
+        if kind == NO_MEDIA:
+            continue
+        if kind == SILENCE:
             frames += bytes(2 * count)
             continue
         step = 2 * math.pi * 440 / rate
@@ -419,7 +427,7 @@ def render_audio(segments: list[tuple[bool, float]], rate: int) -> bytes:
     return bytes(frames)
 
 
-def write_recording(path: pathlib.Path, fmt: str, segments: list[tuple[bool, float]],
+def write_recording(path: pathlib.Path, fmt: str, segments: list[tuple[str, float]],
                     append: bool) -> None:
     """Write (or append to) a recording file in one of Asterisk's formats."""
     path.parent.mkdir(parents=True, exist_ok=True)

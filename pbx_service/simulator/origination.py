@@ -233,6 +233,8 @@ def _build_legs(engine: Engine, tech: str, resource: str, params: dict[str, str]
     app = dial.app
     if app:
         engine.subscribe(first, app, persistent=True)
+        if tech == "Local":
+            engine.subscribe(second, app, persistent=True)
     if tech == "Local":
         # ;2 is built from ;1 when dialling: caller and connected swap, variables copy.
         _fill_second_half(engine, first, second)
@@ -308,10 +310,7 @@ def _fill_second_half(engine: Engine, first: Channel, second: Channel) -> None:
     second.language = first.language
     second.variables.update(first.variables)
     second.inheritable.update(first.inheritable)
-    if first.dialing is not None:
-        for app_name, persistent in first.subscribers.items():
-            if persistent:
-                engine.subscribe(second, app_name, persistent=True)
+    del engine
 
 
 def _pjsip_channel(engine: Engine, stem: str, params: dict[str, str], phone: Phone | None,

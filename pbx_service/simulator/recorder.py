@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING
 from pbx_service.simulator.bridges import Bridge
 from pbx_service.simulator.channels import Channel
 from pbx_service.simulator.media import (
+    NO_MEDIA,
+    SILENCE,
+    TALK,
     LiveRecording,
     find_stored,
     inside,
@@ -31,10 +34,23 @@ def _elapsed(engine: Engine, recording: LiveRecording) -> float:
     return real / (engine.config.time_scale or 1.0)
 
 
-def _talking(owner: Channel | Bridge) -> bool:
+def _audio(owner: Channel | Bridge) -> str:
+    """What a recording of `owner` hears right now."""
     if isinstance(owner, Bridge):
-        return len(owner.channels) >= 2 or any(c.talking for c in owner.channels)
-    return owner.talking
+        talking = len(owner.channels) >= 2 or any(c.talking for c in owner.channels)
+        return TALK if talking else SILENCE
+    if owner.talking:
+        return TALK
+    peer = owner.peer
+    if peer is not None:
+        # A Local half hears what is played on the other half; nothing at all otherwise
+        # (generators block frames between halves, README "transmit_silence").
+        if peer.playback is None:
+            return NO_MEDIA
+        media = peer.playback.media[peer.playback.index]
+        return SILENCE if media.startswith("sound:silence/") else TALK
+    # A SIP leg (trunk caller, phone) sends RTP all the time: silence when nobody talks.
+    return SILENCE
 
 
 def mark(engine: Engine, recording: LiveRecording, owner: Channel | Bridge) -> None:
@@ -42,16 +58,18 @@ def mark(engine: Engine, recording: LiveRecording, owner: Channel | Bridge) -> N
     elapsed = _elapsed(engine, recording)
     covered = sum(seconds for _, seconds in recording.segments)
     if elapsed > covered:
-        talking = recording.talking_now and not recording.muted
-        recording.segments.append((talking, elapsed - covered))
-    recording.talking_now = _talking(owner)
+        kind = recording.audio_now
+        if recording.muted and kind == TALK:
+            kind = SILENCE
+        recording.segments.append((kind, elapsed - covered))
+    recording.audio_now = _audio(owner)
 
 
 def start_recording(engine: Engine, recording: LiveRecording, owner: Channel | Bridge) -> None:
     """RecordingStarted and the watcher task that ends it on limits."""
     recording.state = "recording"
     recording.started_at = time.monotonic()
-    recording.talking_now = _talking(owner)
+    recording.audio_now = _audio(owner)
     loop = asyncio.get_running_loop()
     recording.finish = loop.create_future()
     engine.emit_to(engine.target_apps(owner), "RecordingStarted", recording=recording.to_json())
@@ -79,14 +97,12 @@ async def _watch(engine: Engine, recording: LiveRecording, owner: Channel | Brid
             return
         if recording.max_silence:
             silent = 0.0
-            for talking, seconds in reversed(recording.segments):
-                if talking:
+            for kind, seconds in reversed(recording.segments):
+                if kind != SILENCE:
                     break
                 silent += seconds
-            # A channel with no media at all (nobody talks ever) never trips silence
-            # detection in Asterisk; a scripted caller that talked and stopped does.
-            heard_talk = any(talking for talking, _ in recording.segments)
-            if heard_talk and silent >= recording.max_silence:
+            # Only silence frames count: without any media frames detection never fires.
+            if silent >= recording.max_silence:
                 finish_recording(engine, recording, "done")
                 return
 
@@ -103,10 +119,10 @@ def finish_recording(engine: Engine, recording: LiveRecording, how: str) -> None
     segments = list(recording.segments)
     if recording.max_silence:
         recording.report_silence = True
-        while segments and not segments[-1][0]:
+        while segments and segments[-1][0] != TALK:
             segments.pop()  # Asterisk trims trailing silence
-    total = sum(seconds for _, seconds in segments)
-    recording.talking_duration = sum(s for talking, s in segments if talking)
+    total = sum(seconds for kind, seconds in segments if kind != NO_MEDIA)
+    recording.talking_duration = sum(s for kind, s in segments if kind == TALK)
     recording.silence_duration = total - recording.talking_duration
     recording.duration = total
     path = recording_path(engine.config.recordings_dir, recording.name, recording.format)
