@@ -20,7 +20,7 @@ import functools
 import json
 import pathlib
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -288,3 +288,21 @@ def validate_request(
     `query` the decoded query parameters; `body` the parsed JSON body or None.
     """
     return default_schema().validate(method, path, query, body)
+
+
+def validate_logged_requests(entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Problems with every request of a request log such as the simulator's ``sim.requests``
+    (dicts with ``method``, ``path``, ``query``, ``body``); each problem names its request."""
+    problems: list[str] = []
+    for n, entry in enumerate(entries):
+        method = str(entry.get("method", ""))
+        path = str(entry.get("path", ""))
+        query = {str(k): str(v) for k, v in (entry.get("query") or {}).items()}
+        for problem in validate_request(method, _reencode(path), query, entry.get("body")):
+            problems.append(f"request #{n} ({method} {path}): {problem}")
+    return problems
+
+
+def _reencode(path: str) -> str:
+    # Logs may hold decoded paths; keep them matchable segment by segment.
+    return "/".join(urllib.parse.quote(seg, safe="@:;,=+$!*'()~") for seg in path.split("/"))

@@ -9,7 +9,7 @@ import pytest
 
 from tests.contract import harness
 from tests.contract.reference import require_reference
-from tests.contract.schema import validate_request
+from tests.contract.schema import validate_logged_requests, validate_request
 
 # Requests real Asterisk accepted (2xx) although they break the schema: the validator is
 # stricter on purpose, since it checks what *our* daemon sends.
@@ -142,3 +142,15 @@ def test_synthetic_bad_requests(
 )
 def test_synthetic_good_requests(method: str, path: str, query: dict[str, str], body: Any) -> None:
     assert validate_request(method, path, query, body) == []
+
+
+def test_request_log_validation_names_the_bad_request() -> None:
+    log = [
+        {"method": "POST", "path": "/ari/channels/c1/answer", "query": {}, "body": None},
+        {"method": "POST", "path": "/ari/channels/c1/dtmf", "query": {"digits": "1"}},
+        {"method": "GET", "path": "/ari/recordings/stored/vm%2F400%2Fa", "query": {}},
+    ]
+    problems = validate_logged_requests(log)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("request #1 (POST /ari/channels/c1/dtmf)")
+    assert "'digits'" in problems[0]

@@ -21,6 +21,8 @@ import pytest
 from pbx_service.ari.client import AriClient
 from pbx_service.ari.models import AriEvent
 from pbx_service.simulator.driver import CallerDriver
+from tests.contract.reference import reference_available
+from tests.contract.schema import validate_logged_requests
 
 USER = "ari"
 PASSWORD = "ari-secret"
@@ -45,6 +47,8 @@ class AriTarget:
     username: str
     password: str
     real_asterisk: bool
+    # The simulator's request log (empty against a real Asterisk).
+    requests: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 @pytest.fixture
@@ -69,9 +73,14 @@ async def ari(tmp_path: pathlib.Path) -> AsyncIterator[AriTarget]:
     sim = cls(**{k: v for k, v in wanted.items() if k in params})
     await sim.start("127.0.0.1", port=0)
     try:
-        yield AriTarget(sim.base_url, USER, PASSWORD, real_asterisk=False)
+        yield AriTarget(sim.base_url, USER, PASSWORD, real_asterisk=False, requests=sim.requests)
     finally:
         await sim.stop()
+    # Every request the driver and the stand-in sent must fit the official ARI schema.
+    if not reference_available():
+        return
+    problems = validate_logged_requests(sim.requests)
+    assert not problems, "requests outside the ARI schema:\n" + "\n".join(problems)
 
 
 class ServiceApp:
