@@ -28,7 +28,7 @@ from typing import Any, Literal
 import asyncpg  # type: ignore[import-untyped]
 
 from pbx_service.store.embedded import asyncpg_dsn
-from pbx_service.store.errors import WriterStateError
+from pbx_service.store.errors import StoreError, WriterStateError
 from pbx_service.store.records import CallRecord
 from pbx_service.store.rows import (
     CALL_COLUMNS,
@@ -134,6 +134,7 @@ class CallLogWriter:
         self._batch_deadline = 0.0
         self._pending = 0
         self._overflow: list[CallSnapshot] = []
+        self._spool_error: OSError | None = None
         # Serialised events per call, so a call submitted again only pays for its new events.
         self._known_events: dict[uuid.UUID, tuple[EventRow, ...]] = {}
         self._known_events_max = max(1000, queue_size)
@@ -203,16 +204,19 @@ class CallLogWriter:
                 del self._known_events[next(iter(self._known_events))]
         self.stats["submitted"] += 1
         self._pending += 1
-        if self._closed:
-            self._overflow.append(snap)
-            self._spool_overflow()
-            return
-        try:
-            self._queue.put_nowait(snap)
-        except asyncio.QueueFull:
-            self._overflow.append(snap)
-            if len(self._overflow) >= self._overflow_chunk:
+        if not self._closed:
+            try:
+                self._queue.put_nowait(snap)
+                return
+            except asyncio.QueueFull:
+                pass
+        self._overflow.append(snap)
+        if self._closed or len(self._overflow) >= self._overflow_chunk:
+            try:
                 self._spool_overflow()
+            except OSError as exc:  # the caller is the call flow: never raise into it
+                log.error("cannot spool call-log overflow (%s); kept in memory", exc)
+                self._spool_error = exc
 
     async def flush(self) -> None:
         """Wait until every row submitted so far is in the database or the spool; spooled
@@ -236,11 +240,17 @@ class CallLogWriter:
         if task is not None and not task.done():
             await self._queue.put(_STOP)
             await task
-        else:
-            # Never started (or died): keep everything not yet written.
+        try:
+            # Whatever is left (never started, task died, spool was unwritable): one last try.
             self._drain_queue_to_spool()
-        self._spool_overflow()
-        await self._disconnect()
+            self._spool_overflow()
+        except OSError as exc:
+            raise StoreError(
+                f"{self._pending} call-log rows could not be saved to {self._spool.directory}: "
+                f"{exc}"
+            ) from exc
+        finally:
+            await self._disconnect()
 
     # ----------------------------------------------------------------- internals
 
@@ -261,9 +271,10 @@ class CallLogWriter:
         return now
 
     def _spool_overflow(self) -> None:
-        snaps, self._overflow = self._overflow, []
+        snaps = self._overflow
         if snaps:
             self._spool.write(snaps)
+            self._overflow = []
             self._count_spooled(snaps, overflow=True)
 
     def _count_spooled(self, snaps: Sequence[CallSnapshot], *, overflow: bool = False) -> None:
@@ -275,17 +286,18 @@ class CallLogWriter:
             log.warning("call-log queue full: %d calls spooled to disk", len(snaps))
 
     def _drain_queue_to_spool(self) -> None:
-        snaps: list[CallSnapshot] = list(self._batch.values())
-        self._batch = {}
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if isinstance(item, CallSnapshot):
-                snaps.append(item)
+                self._add(item)
             elif isinstance(item, _Flush) and not item.done.done():
                 item.done.set_result(None)
+        snaps = list(self._batch.values())
         if snaps:
             self._spool.write(snaps)
             self._count_spooled(snaps)
+        self._batch = {}
+        self._batch_submissions = 0
         self._pending = len(self._overflow)
 
     def _add(self, snap: CallSnapshot) -> None:
@@ -338,19 +350,35 @@ class CallLogWriter:
                 item = self._get_nowait()
             urgent = bool(flushes) or stopping
             if self._batch and (
-                urgent
-                or len(self._batch) >= self.batch_rows
+                urgent  # a flush or close asks to try now, even after a spool failure
+                or (len(self._batch) >= self.batch_rows and self._spool_error is None)
                 or time.monotonic() >= self._batch_deadline
             ):
                 await self._write_batch()
             if self._overflow:
                 snaps, self._overflow = self._overflow, []
-                await asyncio.to_thread(self._spool.write, snaps)
-                self._count_spooled(snaps, overflow=True)
+                try:
+                    await asyncio.to_thread(self._spool.write, snaps)
+                except OSError as exc:
+                    log.error("cannot spool %d overflow rows (%s); kept in memory", len(snaps), exc)
+                    self._overflow[:0] = snaps
+                    self._spool_error = exc
+                else:
+                    self._count_spooled(snaps, overflow=True)
             if self._spool.count and (urgent or time.monotonic() >= self._next_retry):
                 await self._replay(force=urgent)
+            unsaved = len(self._batch) + len(self._overflow)
             for request in flushes:
-                if not request.done.done():
+                if request.done.done():
+                    continue
+                if unsaved and self._spool_error is not None:
+                    request.done.set_exception(
+                        StoreError(
+                            f"{unsaved} call-log rows are only in memory: the database is "
+                            f"unreachable and the spool cannot be written ({self._spool_error})"
+                        )
+                    )
+                else:
                     request.done.set_result(None)
         await self._disconnect()
 
@@ -369,7 +397,19 @@ class CallLogWriter:
             except _Transient as exc:
                 self._failed(exc)
         if not written:
-            await self._spool_batch(snaps)
+            try:
+                await self._spool_batch(snaps)
+            except OSError as exc:
+                # Database down and spool unwritable (disk full?): keep the rows in memory and
+                # try again later rather than lose them.
+                log.error("cannot spool %d call-log rows (%s); kept in memory", len(snaps), exc)
+                self._batch = {s.call_id: s for s in snaps}
+                self._batch_submissions = submissions
+                self._failed(exc)
+                self._batch_deadline = self._next_retry
+                self._spool_error = exc
+                return
+        self._spool_error = None
         self._pending = max(0, self._pending - submissions)
 
     async def _spool_batch(self, snaps: list[CallSnapshot]) -> None:

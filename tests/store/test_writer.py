@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pbx_service.store.errors import WriterStateError
+from pbx_service.store.errors import StoreError, WriterStateError
 from pbx_service.store.writer import CallLogWriter, wait_idle
 from tests.store.helpers import UNREACHABLE_URL, fetch, make_call, progress
 
@@ -299,3 +300,24 @@ async def test_events_are_merged_when_versions_share_a_batch(
     ids = await fetch(database_url, "SELECT count(DISTINCT id) AS n FROM calls")
     assert ids[0]["n"] == 10
     assert uuid.UUID(str(calls[0].id)) == calls[0].id
+
+
+async def test_unwritable_spool_keeps_rows_in_memory_and_says_so(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    writer = CallLogWriter(UNREACHABLE_URL, spool, retry_min_seconds=0.01)
+    await writer.start()
+    shutil.rmtree(spool)
+    spool.write_text("not a directory")  # every spool write now fails
+    calls = [make_call(n) for n in range(3)]
+    for call in calls:
+        writer.submit(call)
+    with pytest.raises(StoreError, match="only in memory"):
+        await writer.flush()
+    assert writer.pending == 3
+    spool.unlink()
+    (spool / "rejected").mkdir(parents=True)
+    await writer.flush()
+    await writer.close()
+    assert writer.pending == 0 and writer.spooled_batches == 1
+    (batch,) = spool.glob("batch-*.jsonl")
+    assert len(batch.read_bytes().splitlines()) == 3
