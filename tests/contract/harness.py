@@ -67,6 +67,8 @@ TRACE_SKIPS: Mapping[str, str] = {
 SEGMENT_SKIPS: Mapping[tuple[str, int, int], str] = {
     ("10", 14, 30): "ari.conf channelvars unset and res_ari reloaded: a configuration change "
     "in the middle of the trace that the simulator cannot mirror",
+    ("11", 148, 151): "Custom:agent101 changed from the Asterisk console ('devstate change', a "
+    "CLI command the simulator has no equivalent of) and the DeviceStateChanged it caused",
     ("17", 284, 294): "recording into a directory made immutable with chattr +i on the Asterisk "
     "host (a filesystem set-up the simulator cannot be put into)",
     ("17", 324, 336): "path-escape quirk: 'sub/../../r17-escape2' written outside the recording "
@@ -347,6 +349,7 @@ _ID_PATHS: tuple[tuple[str, ...], ...] = (
 )
 # Compared in the strict matching pass, so that e.g. one ChannelVarset is not taken for another.
 _DISCRIMINATORS: tuple[tuple[str, ...], ...] = (
+    ("application",),  # a socket for two apps gets each event once per app
     ("args",),
     ("variable",),
     ("dialstatus",),
