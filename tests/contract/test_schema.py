@@ -145,7 +145,7 @@ def test_synthetic_good_requests(method: str, path: str, query: dict[str, str], 
 
 
 def test_request_log_validation_names_the_bad_request() -> None:
-    log = [
+    log: list[dict[str, Any]] = [
         {"method": "POST", "path": "/ari/channels/c1/answer", "query": {}, "body": None},
         {"method": "POST", "path": "/ari/channels/c1/dtmf", "query": {"digits": "1"}},
         {"method": "GET", "path": "/ari/recordings/stored/vm%2F400%2Fa", "query": {}},
