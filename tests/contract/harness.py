@@ -758,16 +758,19 @@ class Replay:
                 await asyncio.wait_for(conn.reader, 5)
 
     def _match(self, conn: Connection, rec: Received) -> None:
-        # Strict pass (ids and channel names), then lenient (ids only).
+        # Strict pass (ids, channel names, discriminating fields), then lenient (ids only).
         for strict in (True, False):
             for exp in conn.expected:
                 if exp.matched is not None:
                     continue
                 if exp.event.get("type") != rec.event.get("type"):
                     continue
-                if not all(self.ids.compatible(e, g) for e, g in _id_pairs(exp.event, rec.event)):
+                pairs = _id_pairs(exp.event, rec.event)
+                if not all(self.ids.compatible(e, g) for e, g in pairs):
                     continue
-                if strict and not _names_compatible(exp.event, rec.event):
+                # A generated id seen for the first time is only identified by its name.
+                fresh = any(is_generated_id(e) and e not in self.ids.forward for e, _ in pairs)
+                if (strict or fresh) and not _names_compatible(exp.event, rec.event):
                     continue
                 if strict and any(
                     _get(exp.event, path) != _get(rec.event, path) for path in _DISCRIMINATORS
@@ -891,9 +894,28 @@ class Replay:
             def show(tag: tuple[str, str]) -> str:
                 return f"{tag[0]}({tag[1]})"
 
+            # An object none of whose expected events arrived (typically its id differs) is
+            # reported once, not event by event.
+            by_tag: dict[str, list[ExpectedEvent]] = {}
+            for e in conn.expected:
+                by_tag.setdefault(exp_tags[id(e)][1], []).append(e)
+            lost_objects = {
+                tag
+                for tag, evs in by_tag.items()
+                if tag != "-" and len(evs) > 2 and all(x.matched is None for x in evs)
+            }
+            for lost in sorted(lost_objects):
+                evs = by_tag[lost]
+                self._diff(
+                    evs[0].seq,
+                    f"{where}: no event at all for {lost}",
+                    f"{len(evs)} events: "
+                    + " ".join(f"{x.event.get('type')}@{x.seq}" for x in evs),
+                    "none (is the object's id or name different?)",
+                )
             # Missing events, with the expected neighbours for context.
             for i, e in enumerate(conn.expected):
-                if e.matched is not None:
+                if e.matched is not None or exp_tags[id(e)][1] in lost_objects:
                     continue
                 before = conn.expected[i - 1] if i else None
                 after_ = conn.expected[i + 1] if i + 1 < len(conn.expected) else None
@@ -906,17 +928,33 @@ class Replay:
                     f"{show(exp_tags[id(e)])} (between {context})",
                     "never received",
                 )
-            # Unexpected events, placed after the last matched one.
+            # Unexpected events, placed after the last matched one; those of an object the
+            # trace never mentions are grouped.
             last_seq: int | None = None
+            strangers: dict[str, list[tuple[int | None, Received]]] = {}
+            known_tags = set(by_tag)
             for r, tag in zip(conn.received, got_tags, strict=True):
                 if r.expected is not None:
                     last_seq = r.expected.seq
+                    continue
+                if tag[1] not in known_tags and tag[1] != "-":
+                    strangers.setdefault(tag[1], []).append((last_seq, r))
                     continue
                 self._diff(
                     last_seq,
                     f"{where}: unexpected event",
                     "nothing here" if last_seq is None else f"nothing after seq {last_seq}",
                     f"{show(tag)} {_short(r.event, 160)}",
+                )
+            for obj, items in strangers.items():
+                first_seq, first = items[0]
+                name = _get(first.event, ("channel", "name"))
+                self._diff(
+                    first_seq,
+                    f"{where}: events for an object the trace does not have: {obj}"
+                    + (f" ({name})" if isinstance(name, str) else ""),
+                    "none",
+                    " ".join(str(r.event.get("type")) for _, r in items),
                 )
             # Order: events of one object keep their order; events of different objects keep
             # theirs unless Asterisk emitted them within ORDER_TOLERANCE (its threads race).
