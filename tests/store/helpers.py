@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
 from pbx_service.store.embedded import asyncpg_dsn
 from pbx_service.store.records import CallRecord, Outcome

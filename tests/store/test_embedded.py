@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 from pbx_service.store.embedded import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
