@@ -610,6 +610,7 @@ class Engine:
                     return
                 if isinstance(owner, Bridge) and owner.bridge_type == "holding" and (
                     owner.moh_class is not None
+                    or any(c.bridge_role == "announcer" for c in owner.channels)
                 ):
                     self.finish_playback(playback, owner, "failed")
                     return

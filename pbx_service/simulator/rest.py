@@ -822,6 +822,10 @@ async def bridges_remove(call: Call) -> Result:
 async def bridges_moh(call: Call) -> Result:
     engine = call.engine
     bridge = _bridge(call)
+    has_announcer = any(c.bridge_role == "announcer" for c in bridge.channels)
+    if bridge.bridge_type == "holding" and has_announcer:
+        # A holding bridge takes one announcer; the MOH one is refused silently (trace 12).
+        return 204, None
     if bridge.moh_class is None:
         bridge.moh_class = call.param("mohClass") or "default"
         bridge.announcer_name = f"Announcer/ARI_MOH-{engine.channels.name_suffix()};2"
