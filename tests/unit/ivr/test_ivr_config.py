@@ -73,7 +73,8 @@ def test_the_documented_shipped_menu_is_what_default_ivr_builds() -> None:
 
 
 def test_defaults() -> None:
-    config = ivr_from({"menus": {"main": {"prompt": "main-menu", "options": {"0": {"operator": True}}}}})
+    operator = {"0": {"operator": True}}
+    config = ivr_from({"menus": {"main": {"prompt": "main-menu", "options": operator}}})
     main = config.menus["main"]
     assert (config.start, config.recording_notice, config.max_steps) == ("main", None, 30)
     assert (main.timeout, main.max_retries, main.barge_in) == (5.0, 3, True)
@@ -96,7 +97,7 @@ def test_a_dump_validates_back_to_the_same_config() -> None:
 
 
 def test_actions_built_in_python_are_accepted() -> None:
-    config = IvrConfig(menus={"main": {"prompt": "p", "options": {"1": TeamAction(team="a")}}})  # type: ignore[dict-item]
+    config = IvrConfig(menus={"main": {"prompt": "p", "options": {"1": TeamAction(team="a")}}})
     assert config.menus["main"].options["1"] == TeamAction(team="a")
 
 
