@@ -24,6 +24,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import difflib
 import importlib
 import inspect
 import json
@@ -683,6 +684,38 @@ class Replay:
         if delay > 0:
             await asyncio.sleep(delay)
 
+    def _pair_by_alignment(
+        self, conn: Connection, exp_tags: list[tuple[str, str]], got_tags: list[tuple[str, str]]
+    ) -> None:
+        """Re-pair expected and received events for the final comparison: the longest common
+        subsequence of (type, object, discriminating fields), then the rest by (type, object)
+        in order. Done after the run, it is not misled by a missing event the way the live,
+        first-come matching (used for pacing) can be."""
+        a = [_token(e.event, t, None) for e, t in zip(conn.expected, exp_tags, strict=True)]
+        b = [_token(r.event, t, self.ids) for r, t in zip(conn.received, got_tags, strict=True)]
+        for e in conn.expected:
+            e.matched = None
+        for r in conn.received:
+            r.expected = None
+        matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+        for block in matcher.get_matching_blocks():
+            for k in range(block.size):
+                self._pair(conn.expected[block.a + k], conn.received[block.b + k])
+        free = [i for i, r in enumerate(conn.received) if r.expected is None]
+        for i, e in enumerate(conn.expected):
+            if e.matched is not None:
+                continue
+            for j in free:
+                r = conn.received[j]
+                if r.expected is None and b[j][:2] == a[i][:2]:
+                    self._pair(e, r)
+                    break
+
+    @staticmethod
+    def _pair(expected: ExpectedEvent, received: Received) -> None:
+        expected.matched = received.event
+        received.expected = expected
+
     def _overtaken(self, event: ExpectedEvent) -> bool:
         # A later event of the same connection already arrived: this one was skipped.
         conn = self.conns.get(event.ws)
@@ -894,6 +927,7 @@ class Replay:
             where = f"events on {label}"
             exp_tags = {id(e): tags.trace_tag(e.event) for e in conn.expected}
             got_tags = [tags.replay_tag(r.event) for r in conn.received]
+            self._pair_by_alignment(conn, [exp_tags[id(e)] for e in conn.expected], got_tags)
             arrival = {id(r.expected): i for i, r in enumerate(conn.received) if r.expected}
 
             def show(tag: tuple[str, str]) -> str:
@@ -992,6 +1026,18 @@ class Replay:
                     if sub.split(".")[-1] in _FREE_VALUE_PATHS:
                         continue
                     self._diff(e.seq, f"{where}: {e.event.get('type')} {sub}", want, got)
+
+
+def _token(event: Mapping[str, Any], tag: tuple[str, str], ids: IdMap | None) -> tuple[str, ...]:
+    value = event.get("value")
+    text = ""
+    if isinstance(value, str):
+        text = normalize_channel_name(ids.to_trace(value) if ids is not None else value)
+    return (
+        *tag,
+        *(json.dumps(_get(event, path), sort_keys=True) for path in _DISCRIMINATORS),
+        text,
+    )
 
 
 class _TagNamer:
