@@ -99,7 +99,7 @@ def test_ring_all_is_one_attempt_with_everyone() -> None:
 
 def test_nobody_eligible_means_no_attempts() -> None:
     for strategy in ("ring_all", "round_robin", "longest_idle", "fewest_calls_today"):
-        assert ring_order(strategy, [], {}, TeamState()) == []  # type: ignore[arg-type]
+        assert ring_order(strategy, [], {}, TeamState()) == []
 
 
 ROTATION = TeamState(rotation=("d", "b", "a", "c"))
