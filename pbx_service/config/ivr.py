@@ -40,16 +40,16 @@ Each option is a mapping with exactly one action key, and optionally ``category`
 of caller this is: ``customer``, ``job_applicant``, ``partner``, ``other`` or any name of
 yours, stored with the call) and ``language`` (switch the prompts, e.g. ``en``):
 
-=================  ===========================================================================
-``menu: NAME``     go to another menu
-``team: NAME``     ring a team (``teams:``)
-``voicemail: BOX`` take a message into a voicemail box
-``self_service``   hand the call to a self-service flow (e.g. ``order_status``)
-``operator: true`` ring the operator (the reception team)
-``repeat: true``   play the current menu again
-``back: true``     return to the menu the caller came from (not on the start menu)
-``extension: N``   ring an internal number
-=================  ===========================================================================
+======================  ===============================================================
+``menu: NAME``          go to another menu
+``team: NAME``          ring a team (``teams:``)
+``voicemail: BOX``      take a message into a voicemail box
+``self_service: NAME``  hand the call to a self-service flow (e.g. ``order_status``)
+``operator: true``      ring the operator (the reception team)
+``repeat: true``        play the current menu again
+``back: true``          return to the menu the caller came from (not on the start menu)
+``extension: "N"``      ring an internal number
+======================  ===============================================================
 
 ``default`` (what happens when retries run out; operator unless set) must be a person or a
 voicemail: ``team``, ``operator``, ``voicemail`` or ``extension``.
@@ -502,6 +502,13 @@ class IvrConfig(_Strict):
         if self.recording_notice:
             names.add(self.recording_notice)
         return sorted(name for name in names if ":" not in name)
+
+    def languages(self) -> list[str]:
+        """Languages options switch to: their prompts must exist too."""
+        actions = [
+            a for menu in self.menus.values() for a in (*menu.options.values(), menu.default)
+        ]
+        return sorted({a.language for a in actions if a.language is not None})
 
 
 def _suggest(name: str, known: Collection[str], where: str) -> str:

@@ -115,6 +115,11 @@ def test_prompt_names_lists_our_prompts_only() -> None:
     assert media.prompt_names() == ["timeout"]
 
 
+def test_languages_lists_the_switches() -> None:
+    assert ivr(FULL).languages() == ["en"]
+    assert default_ivr({"sales"}).languages() == []
+
+
 def test_parse_first_digits() -> None:
     assert parse_first_digits("1-8") == frozenset("12345678")
     assert parse_first_digits("2, 5-7") == frozenset("2567")
