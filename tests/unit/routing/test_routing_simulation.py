@@ -121,8 +121,8 @@ def test_overflow_after_max_wait_in_the_simulation() -> None:
     assert floor.overflowed, "nobody waited 60 s with 20 callers and 4 answering agents"
     for at, decision in floor.overflowed:
         waited = (at - decision.caller.arrived_at).total_seconds()
-        # Overflowed at the first step after max_wait, unless an offer was ringing then.
-        assert 60 <= waited
+        # At the first step after max_wait, or when the offer ringing then ended (15 s).
+        assert 60 <= waited <= 60 + 15
         assert decision.reason == "max_wait" and decision.action == "flow_voicemail"
     assert len(floor.answered) + len(floor.overflowed) == 20
 
