@@ -20,6 +20,9 @@ ref, language)``                   ``media`` list (``sound:pbx/<name>``), ``lang
 missing prompt must not strand the caller); ``ChannelDtmfReceived`` →
 ``on_digit(event.digit)``. The executor can be naive: events about a prompt already stopped,
 a timer already cancelled or replaced, or anything after the `Route` are ignored here.
+A key does not stop an ARI playback by itself (trace 02): barge-in is the `StopPlayback`,
+after which Asterisk still sends ``PlaybackFinished`` (state ``done``), ignored as stale.
+After a WebSocket gap, report each playback that no longer exists as finished.
 
 Guarantee: whatever the caller does, the session ends in a `Route` after at most
 `max_events(config)` events that change its state. Every key press that is resolved and every
