@@ -27,6 +27,7 @@ from pbx_service.calls.routing import (
     AgentState,
     TeamState,
     eligible,
+    on_duty,
     ring_order,
 )
 from pbx_service.config.teams import Strategy, Team
@@ -382,3 +383,26 @@ def route_chain(
     if team_name != normal_team:
         steps.append(RingTeam(team_name))
     return steps + normal
+
+
+def runnable_steps(
+    chain: Sequence[RouteStep],
+    teams: Mapping[str, Team],
+    states: Mapping[str, AgentState],
+    now: datetime,
+) -> list[RouteStep]:
+    """The steps of `chain` worth running at `now`: a `RingAgent` whose agent is eligible, a
+    `RingTeam` with an eligible agent on duty (`routing.on_duty`), and always `JoinQueue`
+    (the queue waits or overflows by itself)."""
+    out: list[RouteStep] = []
+    for step in chain:
+        if isinstance(step, RingAgent):
+            if eligible([step.agent], states, now):
+                out.append(step)
+        elif isinstance(step, RingTeam):
+            team = teams.get(step.team)
+            if team is not None and eligible(on_duty(team, now), states, now):
+                out.append(step)
+        else:
+            out.append(step)
+    return out

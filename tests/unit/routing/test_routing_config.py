@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 
 from pbx_service.config import teams as teams_config
@@ -307,3 +309,11 @@ def test_models_are_frozen() -> None:
     with pytest.raises(ValueError, match="frozen"):
         reception.ring_timeout = 5  # type: ignore[misc]
     assert isinstance(reception, Team)
+
+
+def test_the_module_docstring_example_is_valid() -> None:
+    doc = teams_config.__doc__ or ""
+    example = doc.split("The keys::", 1)[1].split("\n\n", 2)[1]
+    config = root(textwrap.dedent(example))
+    assert set(config.teams) == {"reception", "sales"}
+    assert config.teams["sales"].fallback_members == ["PJSIP/200"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pbx_service.calls.routing import (
     AgentState,
@@ -14,6 +16,7 @@ from pbx_service.calls.routing import (
     eligible,
     ring_order,
 )
+from pbx_service.config.teams import STRATEGIES, Strategy
 
 from .helpers import MOSCOW, team
 
@@ -193,3 +196,30 @@ def test_fewest_calls_today_then_longest_idle_then_id() -> None:
 def test_an_unknown_strategy_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown strategy 'random'"):
         ring_order("random", ["a"], {}, None)  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    strategy=st.sampled_from(STRATEGIES),
+    agents=st.lists(st.sampled_from("abcdefgh"), unique=True),
+    calls=st.dictionaries(st.sampled_from("abcdefgh"), st.integers(0, 3)),
+    idle=st.dictionaries(st.sampled_from("abcdefgh"), st.integers(0, 3)),
+    last=st.none() | st.sampled_from("abcdefghz"),
+)
+def test_every_eligible_agent_is_rung_exactly_once(
+    strategy: Strategy,
+    agents: list[str],
+    calls: dict[str, int],
+    idle: dict[str, int],
+    last: str | None,
+) -> None:
+    states = {
+        a: AgentState(calls_today=calls.get(a, 0), last_call_ended_at=ago(idle[a] * 60))
+        for a in idle
+    }
+    team_state = TeamState(rotation=("h", "c", "a", "f"), last_rung=last)
+    attempts = ring_order(strategy, agents, states, team_state)
+    rung = [agent for attempt in attempts for agent in attempt]
+    assert sorted(rung) == sorted(agents)
+    assert all(attempts)
+    assert len(attempts) == (min(len(agents), 1) if strategy == "ring_all" else len(agents))

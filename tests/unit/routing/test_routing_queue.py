@@ -20,6 +20,7 @@ from pbx_service.calls.queueing import (
     next_offers,
     overflow_due,
     route_chain,
+    runnable_steps,
 )
 from pbx_service.calls.routing import AgentState, EndpointState, Presence, TeamState
 
@@ -315,3 +316,15 @@ def test_personal_service_can_cover_more_tiers() -> None:
         vip("ivanov", Tier.B), STAFF.teams, "reception", KNOWN, personal_tiers=(Tier.A, Tier.B)
     )
     assert chain[0] == RingAgent("ivanov", 12)
+
+
+def test_runnable_steps_skip_an_unavailable_manager_and_an_empty_team() -> None:
+    chain = route_chain(vip("ivanov"), STAFF.teams, "reception", KNOWN)
+    assert runnable_steps(chain, STAFF.teams, {}, T0) == chain
+    away = {"ivanov": FREE.with_presence(Presence.PAUSED, "meeting")}
+    assert runnable_steps(chain, STAFF.teams, away, T0) == [
+        RingTeam("key_accounts"),
+        JoinQueue("reception"),
+    ]
+    all_busy = {**away, "petrov": FREE.with_offer("other")}
+    assert runnable_steps(chain, STAFF.teams, all_busy, T0) == [JoinQueue("reception")]
