@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
+from pbx_service.calls.hours import NaiveTimeError
 from pbx_service.calls.routing import (
     IDLE,
     AgentState,
@@ -101,6 +102,11 @@ class QueueState:
 
     def enqueue(self, caller: Caller) -> int:
         """Add a caller; their 1-based position. A caller already waiting keeps their place."""
+        if caller.arrived_at.utcoffset() is None:
+            raise NaiveTimeError(
+                f"caller {caller.call_id}: arrived_at {caller.arrived_at.isoformat()} has no "
+                "time zone; pass an aware datetime such as datetime.now(UTC)"
+            )
         if self._find(caller.call_id) is None:
             self._waiting.append(_Waiting(caller, next(self._seq)))
             self._waiting.sort(key=_Waiting.key)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pbx_service.calls.hours import NaiveTimeError
 from pbx_service.calls.queueing import (
     Caller,
     JoinQueue,
@@ -328,3 +329,8 @@ def test_runnable_steps_skip_an_unavailable_manager_and_an_empty_team() -> None:
     ]
     all_busy = {**away, "petrov": FREE.with_offer("other")}
     assert runnable_steps(chain, STAFF.teams, all_busy, T0) == [JoinQueue("reception")]
+
+
+def test_a_naive_arrival_is_refused() -> None:
+    with pytest.raises(NaiveTimeError, match="caller c: arrived_at .* has no time zone"):
+        QueueState().enqueue(Caller("c", datetime(2026, 11, 25, 12, 0)))
