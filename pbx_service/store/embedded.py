@@ -15,7 +15,7 @@ import subprocess
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -77,8 +77,12 @@ class EmbeddedPostgres:
         log.info("embedded PostgreSQL running in %s", data_dir)
         return normalize_database_url(uri)
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown: open sessions are ended). Idempotent."""
+    def stop(self, mode: Literal["fast", "immediate"] = "fast") -> None:
+        """Stop the server. Idempotent.
+
+        ``fast``: open sessions are ended and a checkpoint is written. ``immediate``: no
+        checkpoint, crash recovery at the next start (for throwaway servers, or tests).
+        """
         server, data_dir = self._server, self._data_dir
         if server is None or data_dir is None:
             return
@@ -86,7 +90,7 @@ class EmbeddedPostgres:
         pid = _postmaster_pid(data_dir)
         try:
             pgserver.pg_ctl(
-                ["-w", "-m", "fast", "stop"], pgdata=data_dir, user=server.system_user, timeout=30
+                ["-w", "-m", mode, "stop"], pgdata=data_dir, user=server.system_user, timeout=30
             )
         except (OSError, subprocess.SubprocessError) as exc:
             # Already down, or pg_ctl could not reach the data dir (permissions changed under
@@ -119,7 +123,12 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A stopped postmaster can linger as a zombie until init reaps it: that is gone too.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _signal_until_gone(pid: int) -> bool:
