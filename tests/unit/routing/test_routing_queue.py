@@ -332,5 +332,5 @@ def test_runnable_steps_skip_an_unavailable_manager_and_an_empty_team() -> None:
 
 
 def test_a_naive_arrival_is_refused() -> None:
-    with pytest.raises(NaiveTimeError, match="caller c: arrived_at .* has no time zone"):
+    with pytest.raises(NaiveTimeError, match=r"caller c: arrived_at .* has no time zone"):
         QueueState().enqueue(Caller("c", datetime(2026, 11, 25, 12, 0)))
