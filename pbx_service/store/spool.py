@@ -104,6 +104,10 @@ class Spool:
         entry = orjson.loads(to_json(snap))
         self._append_rejected({"call_id": str(snap.call_id), "error": error, **entry})
 
+    def reject_record(self, text: str, error: str) -> None:
+        """Keep a record that could not even be converted (its repr), with the reason."""
+        self._append_rejected({"error": error, "record": text})
+
     def _append_rejected(self, entry: dict[str, object]) -> None:
         entry = {"rejected_at": datetime.now(UTC).isoformat(), **entry}
         day = datetime.now(UTC).strftime("%Y%m%d")

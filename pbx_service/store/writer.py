@@ -16,6 +16,7 @@ alone, and if it still fails it is logged with its call id and kept in ``rejecte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -117,8 +118,11 @@ class CallLogWriter:
         method: WriteMethod = "copy",
         overflow_chunk: int = 500,
     ) -> None:
-        if batch_rows < 1 or queue_size < 1 or batch_seconds <= 0:
-            raise ValueError("batch_rows and queue_size must be >= 1, batch_seconds > 0")
+        if batch_rows < 1 or queue_size < 1 or overflow_chunk < 1 or not batch_seconds > 0:
+            raise StoreError(
+                f"call-log writer settings: batch_rows={batch_rows}, queue_size={queue_size} and "
+                f"overflow_chunk={overflow_chunk} must be >= 1, batch_seconds={batch_seconds} > 0"
+            )
         self._dsn = asyncpg_dsn(database_url)
         self._spool = Spool(spool_dir)
         self.batch_rows = batch_rows
@@ -196,7 +200,14 @@ class CallLogWriter:
         spooled at once.
         """
         known = self._known_events.pop(record.id, ())
-        snap = snapshot(record, self._stamp(), known)
+        try:
+            snap = snapshot(record, self._stamp(), known)
+        except Exception as exc:  # a malformed record must not break the call flow
+            self.stats["rejected"] += 1
+            log.exception("call %s: record cannot be stored; kept in rejected/", record.id)
+            with contextlib.suppress(OSError):
+                self._spool.reject_record(repr(record), f"{type(exc).__name__}: {exc}")
+            return
         if snap.events:
             # Most recently submitted last; the oldest entries go when the cache is full.
             self._known_events[snap.call_id] = snap.events
@@ -422,12 +433,17 @@ class CallLogWriter:
             return True
         if not force and time.monotonic() < self._next_retry:
             return False
-        for path in await asyncio.to_thread(self._spool.files):
-            snaps = await asyncio.to_thread(self._spool.read, path)
+        try:
+            paths = await asyncio.to_thread(self._spool.files)
+        except OSError as exc:
+            self._failed(exc)
+            return False
+        for path in paths:
             try:
+                snaps = await asyncio.to_thread(self._spool.read, path)
                 if snaps:
                     await self._write_snapshots(snaps)
-            except _Transient as exc:
+            except (_Transient, OSError) as exc:
                 self._failed(exc)
                 return False
             await asyncio.to_thread(self._spool.remove, path)

@@ -321,3 +321,24 @@ async def test_unwritable_spool_keeps_rows_in_memory_and_says_so(tmp_path: Path)
     assert writer.pending == 0 and writer.spooled_batches == 1
     (batch,) = spool.glob("batch-*.jsonl")
     assert len(batch.read_bytes().splitlines()) == 3
+
+
+async def test_malformed_record_is_rejected_without_raising(
+    database_url: str, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    writer = CallLogWriter(database_url, spool)
+    await writer.start()
+    broken = make_call(started_at=None)  # the flow's bug must not become the caller's crash
+    writer.submit(broken)
+    writer.submit(make_call(1))
+    await writer.close()
+    assert writer.stats["rejected"] == 1
+    assert await _count(database_url, "calls") == 1
+    (rejected,) = (spool / "rejected").glob("*.jsonl")
+    assert str(broken.id) in rejected.read_text()
+
+
+def test_bad_settings_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="batch_rows=0"):
+        CallLogWriter(UNREACHABLE_URL, tmp_path / "spool", batch_rows=0)
