@@ -361,6 +361,12 @@ _DISCRIMINATORS: tuple[tuple[str, ...], ...] = (
     ("recording", "state"),
     ("device_state", "state"),
 )
+# Also discriminating, compared after id mapping and channel-name normalisation.
+_MAPPED_DISCRIMINATORS: tuple[tuple[str, ...], ...] = (
+    ("value",),
+    ("playback", "target_uri"),
+    ("recording", "target_uri"),
+)
 _NAME_PATHS: tuple[tuple[str, ...], ...] = (
     ("name",),
     ("channel", "name"),
@@ -809,8 +815,9 @@ class Replay:
                     _get(exp.event, path) != _get(rec.event, path) for path in _DISCRIMINATORS
                 ):
                     continue
-                if strict and not _values_equal(
-                    exp.event.get("value"), rec.event.get("value"), self.ids
+                if strict and not all(
+                    _values_equal(_get(exp.event, path), _get(rec.event, path), self.ids)
+                    for path in _MAPPED_DISCRIMINATORS
                 ):
                     continue
                 exp.matched = rec.event
@@ -1029,14 +1036,17 @@ class Replay:
 
 
 def _token(event: Mapping[str, Any], tag: tuple[str, str], ids: IdMap | None) -> tuple[str, ...]:
-    value = event.get("value")
-    text = ""
-    if isinstance(value, str):
-        text = normalize_channel_name(ids.to_trace(value) if ids is not None else value)
+    texts: list[str] = []
+    for path in _MAPPED_DISCRIMINATORS:
+        value = _get(event, path)
+        text = ""
+        if isinstance(value, str):
+            text = normalize_channel_name(ids.to_trace(value) if ids is not None else value)
+        texts.append(text)
     return (
         *tag,
         *(json.dumps(_get(event, path), sort_keys=True) for path in _DISCRIMINATORS),
-        text,
+        *texts,
     )
 
 
