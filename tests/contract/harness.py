@@ -359,6 +359,7 @@ _DISCRIMINATORS: tuple[tuple[str, ...], ...] = (
     ("channel", "state"),
     ("playback", "state"),
     ("recording", "state"),
+    ("recording", "format"),
     ("device_state", "state"),
 )
 # Also discriminating, compared after id mapping and channel-name normalisation.
