@@ -1202,8 +1202,11 @@ async def _main(argv: Sequence[str]) -> int:
     if not reference_available():
         print(f"no reference at {reference_dir()}", file=sys.stderr)
         return 2
+    # PBX_CONTRACT_ARI_ORIGIN=http://127.0.0.1:8088 replays on a real Asterisk (real time)
+    # configured like the traces: a check of the harness itself.
+    origin = os.environ.get("PBX_CONTRACT_ARI_ORIGIN")
     cls = find_simulator_class()
-    if cls is None:
+    if cls is None and not origin:
         print("no Simulator class yet", file=sys.stderr)
         return 2
     scale = float(os.environ.get("PBX_CONTRACT_TIME_SCALE", "0.25"))
@@ -1216,7 +1219,11 @@ async def _main(argv: Sequence[str]) -> int:
             print(f"== {path.name}: SKIP ({TRACE_SKIPS[prefix]})")
             continue
         started = time.monotonic()
-        replay = await replay_on_simulator(Trace.load(path), cls, scale)
+        if origin:
+            replay = Replay(Trace.load(path), origin, time_scale=1.0)
+            await replay.run()
+        else:
+            replay = await replay_on_simulator(Trace.load(path), cls, scale)
         took = time.monotonic() - started
         verdict = "PASS" if not replay.differences else f"FAIL ({len(replay.differences)})"
         print(f"== {path.name}: {verdict} in {took:.1f}s")
