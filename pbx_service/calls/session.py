@@ -17,11 +17,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from pbx_service.ari import AriEvent, AriHTTPError, AriRest
 from pbx_service.ari.errors import AriError
+from pbx_service.callbacks.rules import callback_due
 from pbx_service.calls.afterhours import CallAction, CallDisposition, decide_call
 from pbx_service.calls.hours import BusinessHours
 from pbx_service.calls.numbers import clean_text, to_e164
@@ -219,7 +220,6 @@ class InboundCall:
 
     async def _after_hours(self, disposition: CallDisposition) -> None:
         status = disposition.status
-        self.record.callback_due = disposition.callback_due
         self.event(
             "closed",
             schedule=self.schedule,
@@ -486,6 +486,9 @@ class InboundCall:
             await self._hangup_quietly(self.channel_id)
         now = self.ports.clock()
         self.record.ended_at = now
+        hours = self.ports.hours.get(self.schedule) if self.schedule else None
+        sla = timedelta(minutes=self.config.callbacks.sla_minutes)
+        self.record.callback_due = callback_due(now, hours, sla)
         if self._bridged_mono is not None:
             self.record.talk_seconds = round(time.monotonic() - self._bridged_mono, 3)
         elif self.record.wait_seconds is None:

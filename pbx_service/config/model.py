@@ -123,6 +123,16 @@ class FlowSettings(Strict):
     voicemail: VoicemailSettings = VoicemailSettings()
 
 
+class CallbackSettings(Strict):
+    sla_minutes: float = Field(
+        30,
+        ge=0,
+        le=10080,
+        description="A callback task is due this long after the call (after hours: after "
+        "the next opening).",
+    )
+
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -144,6 +154,7 @@ class Config(Strict):
     after_hours: AfterHoursPolicy = Field(
         default_factory=AfterHoursPolicy, description="What happens to calls while closed."
     )
+    callbacks: CallbackSettings = CallbackSettings()
     log_level: LogLevel = "INFO"
 
     @model_validator(mode="after")

@@ -72,6 +72,13 @@ class Call(Base):
     menu_path: Mapped[list[str]] = mapped_column(
         ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")
     )
+    # When the callback task this call makes should be worked (after hours: next opening).
+    callback_due: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The task that follows this call up; set only by the writer's callback step, never by
+    # an upsert of the call row, so a replayed older version cannot unlink it.
+    callback_task: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("callback_tasks.id", ondelete="SET NULL")
+    )
     # Set by the writer at submit time; an upsert never replaces a newer version with an older.
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
@@ -97,6 +104,65 @@ class CallEvent(Base):
     kind: Mapped[str] = mapped_column(Text, nullable=False)
     detail: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+
+
+CALLBACK_STATUSES: tuple[str, ...] = (
+    "open",
+    "claimed",
+    "done",
+    "no_answer",
+    "wrong_number",
+    "cancelled",
+)
+OPEN_CALLBACK_STATUSES: tuple[str, ...] = ("open", "claimed")
+
+
+class CallbackTask(Base):
+    """Someone to call back. One open task per caller number: a repeat call adds to it."""
+
+    __tablename__ = "callback_tasks"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    number: Mapped[str | None] = mapped_column(Text)
+    anonymous: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    caller_name: Mapped[str | None] = mapped_column(Text)
+    did: Mapped[str | None] = mapped_column(Text)
+    line_label: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, nullable=False)
+    priority: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    dial_attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    sources: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")
+    )
+    voicemails: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_call_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_by: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    close_reason: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{v}'" for v in CALLBACK_STATUSES) + ")", name="status"
+        ),
+        # The invariant "one open task per caller number", kept by PostgreSQL itself so that
+        # two daemons writing at once cannot open a second one.
+        Index(
+            "uq_callback_tasks_open_number",
+            "number",
+            unique=True,
+            postgresql_where=text("status IN ('open', 'claimed') AND number IS NOT NULL"),
+        ),
+        Index("ix_callback_tasks_status_due_at", "status", "due_at"),
     )
 
 

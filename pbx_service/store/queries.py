@@ -18,19 +18,27 @@ from pbx_service.store.models import Call, CallEvent
 from pbx_service.store.records import Outcome
 from pbx_service.store.rows import utc
 
-# Outcomes after which nobody took the call and nothing was left to follow it up.
-LOST_OUTCOMES: tuple[str, ...] = (Outcome.FAILED.value, Outcome.ABANDONED.value)
+# Outcomes where the caller reached a person or a robot: nothing to follow up.
+SERVED_OUTCOMES: tuple[str, ...] = (
+    Outcome.ANSWERED.value,
+    Outcome.SELF_SERVICE.value,
+    Outcome.TRANSFERRED.value,
+    Outcome.OVERFLOW.value,
+)
 
 
 def lost_call_condition() -> ColumnElement[bool]:
     """The one definition of a lost call, as a SQL condition on ``calls``.
 
-    A call is lost when it has ended and did not reach a person or make a task: it ended with no
-    outcome at all, or with ``failed`` / ``abandoned``. Extend here once callback tasks are
-    stored: an abandoned call that has a callback task is not lost (add
-    ``& ~exists(select(CallbackTask.id).where(CallbackTask.call_id == Call.id))``).
+    A call is lost when it has ended without reaching a person or a robot and without a
+    callback task to follow it up (a voicemail makes one too). The product's promise is that
+    this counts zero.
     """
-    return Call.ended_at.is_not(None) & or_(Call.outcome.is_(None), Call.outcome.in_(LOST_OUTCOMES))
+    return (
+        Call.ended_at.is_not(None)
+        & or_(Call.outcome.is_(None), Call.outcome.not_in(SERVED_OUTCOMES))
+        & Call.callback_task.is_(None)
+    )
 
 
 @asynccontextmanager
@@ -115,6 +123,8 @@ async def list_calls(
             "voicemail": c["voicemail"],
             "category": c["category"],
             "menu_path": list(c["menu_path"] or []),
+            "callback_task": None if c["callback_task"] is None else str(c["callback_task"]),
+            "callback_due": _iso(c["callback_due"]),
             "updated_at": _iso(c["updated_at"]),
             "events": events[c["id"]],
         }

@@ -39,10 +39,11 @@ CALL_COLUMNS: tuple[str, ...] = (
     "voicemail",
     "category",
     "menu_path",
+    "callback_due",
     "updated_at",
 )
 EVENT_COLUMNS: tuple[str, ...] = ("call_id", "seq", "at", "kind", "detail")
-_TIME_COLUMNS = frozenset({"started_at", "answered_at", "ended_at", "updated_at"})
+_TIME_COLUMNS = frozenset({"started_at", "answered_at", "ended_at", "callback_due", "updated_at"})
 
 EventRow = tuple[uuid.UUID, int, datetime, str, str]
 
@@ -170,6 +171,7 @@ def snapshot(
         _opt_text(record.voicemail),
         _opt_text(record.category),
         [clean_text(str(step)) for step in record.menu_path],
+        _opt_utc(record.callback_due),
         utc(updated_at),
     )
     events: list[EventRow] = []

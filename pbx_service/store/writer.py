@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
+from pbx_service.store.callbacks import apply_callbacks
 from pbx_service.store.embedded import asyncpg_dsn
 from pbx_service.store.errors import StoreError, WriterStateError
 from pbx_service.store.records import CallRecord
@@ -519,6 +520,7 @@ class CallLogWriter:
                     await conn.executemany(UPSERT_CALL_SQL, rows)
                     if events:
                         await conn.executemany(INSERT_EVENT_SQL, events)
+                await apply_callbacks(conn, snaps)
         except _DATA_ERRORS:
             raise
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
