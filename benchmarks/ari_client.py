@@ -44,8 +44,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MEASURE = HERE / "ari_measure.py"
 SERVER = HERE / "ari_fake_server.py"
-OURS = ("ours", "ours-dispatch", "bare", "bare-queues")
-PEERS = {"aioari": "aioari", "ari-client": "ari-client", "asyncari": "asyncari"}
+OURS = ("ours", "ours-dispatch", "bare", "bare-queues", "rest-ab")
+PEERS = {
+    "aioari": "aioari",
+    "aioari-queues": "aioari",
+    "ari-client": "ari-client",
+    "asyncari": "asyncari",
+}
 USER, PASSWORD = "bench", "bench-secret"
 
 LABELS = {
@@ -53,9 +58,11 @@ LABELS = {
     "ours-dispatch": "ours: AriClient + EventDispatcher, a task per call",
     "bare": "limit: aiohttp ws_connect + orjson + dict dispatch",
     "bare-queues": "limit + a queue and a task per call (design floor)",
-    "aioari": "aioari",
-    "ari-client": "ari-client",
-    "asyncari": "asyncari",
+    "rest-ab": "REST A/B: ours and the bare session alternating in one process",
+    "aioari": "aioari, listener does nothing",
+    "aioari-queues": "aioari + the same queue and task per call",
+    "ari-client": "ari-client (a task per event, its design)",
+    "asyncari": "asyncari (its async for)",
 }
 
 
@@ -180,7 +187,8 @@ def measure(
     run: int,
 ) -> dict[str, Any]:
     """Run `ari_measure.py` for one run of one client; its ``RESULT``, or an error."""
-    rest_calls = 0 if kind == "bare-queues" else args.rest_calls
+    rest_calls = 0 if kind in ("bare-queues", "aioari-queues") else args.rest_calls
+    events = 0 if kind == "rest-ab" else args.events
     cmd = [
         str(python), str(MEASURE), kind,
         "--events-url", events_url,
@@ -189,7 +197,7 @@ def measure(
         "--password", PASSWORD,
         "--rest-user", rest["user"],
         "--rest-password", rest["password"],
-        "--events", str(args.events),
+        "--events", str(events),
         "--rest-calls", str(rest_calls),
         "--runs", "1",
         "--first-run", str(run),
@@ -197,7 +205,7 @@ def measure(
     env = dict(os.environ)
     # Our client is imported from this checkout, whatever is installed.
     env["PYTHONPATH"] = str(REPO) if kind in OURS else ""
-    timeout = 120 + args.events * 0.002 + rest_calls * 0.01
+    timeout = 120 + events * 0.002 + rest_calls * 0.02
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -260,15 +268,29 @@ def evaluate(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             f"{label} within 2x of the bare loop (events per CPU-second)",
             per_cpu_s(kind), per_cpu_s("bare"), 0.5,
         )  # fmt: skip
-    # Not in the brief: the dispatcher against the same design built on the bare loop.
+    # Not in the brief: the dispatcher against the same design on the bare loop and on aioari.
     ratio_target(
         "ours+dispatch within 2x of bare-queues (events per CPU-second; own check)",
         per_cpu_s("ours-dispatch"), per_cpu_s("bare-queues"), 0.5,
     )  # fmt: skip
+    ratio_target(
+        "ours+dispatch >= 1.5x aioari + the same queues (events per CPU-second; own check)",
+        per_cpu_s("ours-dispatch"), per_cpu_s("aioari-queues"), 1.5,
+    )  # fmt: skip
     for n in (1, 20):
+        # The paired A/B figures when measured: separate processes are too noisy here.
+        ours_rest: float | None
+        bare_rest: float | None
+        if med("rest-ab", f"ratio_rest{n}") is not None:
+            # Median ratio of paired blocks, ours/bare.
+            ours_rest, bare_rest = med("rest-ab", f"ratio_rest{n}"), 1.0
+            how = " (A/B, median of paired blocks)"
+        else:
+            ours_rest, bare_rest = med("ours", f"rest{n}_s"), med("bare", f"rest{n}_s")
+            how = ""
         ratio_target(
-            f"ours REST calls/s ({n} in flight) >= 90% of a bare shared aiohttp session",
-            med("ours", f"rest{n}_s"), med("bare", f"rest{n}_s"), 0.9,
+            f"ours REST calls/s ({n} in flight) >= 90% of a bare shared aiohttp session{how}",
+            ours_rest, bare_rest, 0.9,
         )  # fmt: skip
     return targets
 
@@ -285,10 +307,10 @@ def report(
     )
     print()
     header = ("client", "version", "events/s", "CPU µs/event", "events/CPU-s", "REST/s 1",
-              "REST/s 20")  # fmt: skip
+              "REST/s 20", "REST CPU µs/call")  # fmt: skip
     rows = [header]
     for kind, result in results.items():
-        if "error" in result:
+        if "error" in result or kind == "rest-ab":
             continue
         m = result["median"]
         us = m.get("cpu_us_event")
@@ -301,6 +323,7 @@ def report(
                 _fmt(1e6 / us if us else None),
                 _fmt(m.get("rest1_s")),
                 _fmt(m.get("rest20_s")),
+                _fmt(m.get("rest1_cpu_us")),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -309,6 +332,21 @@ def report(
                         enumerate(zip(row, widths, strict=True))))  # fmt: skip
         if i == 0:
             print("  ".join("-" * w for w in widths))
+    ab = results.get("rest-ab", {}).get("median")
+    if ab:
+        print(
+            f"\nREST A/B, one process, blocks of 100 calls alternating (medians of {info['runs']}):"
+        )
+        for side in ("ours", "bare"):
+            print(
+                f"  {side:5} 1 in flight {ab[side + '_rest1_s']:7,.0f}/s "
+                f"({ab[side + '_rest1_cpu_us']:4.0f} µs CPU/call)   20 in flight "
+                f"{ab[side + '_rest20_s']:7,.0f}/s ({ab[side + '_rest20_cpu_us']:4.0f} µs CPU/call)"
+            )
+        print(
+            f"  ours/bare, median of paired blocks: 1 in flight {ab['ratio_rest1']:.2f}x, "
+            f"20 in flight {ab['ratio_rest20']:.2f}x"
+        )
     for kind, result in results.items():
         if "error" in result:
             print(f"\n{LABELS.get(kind, kind)}: NOT MEASURED: {result['error']}")
@@ -367,10 +405,12 @@ def main() -> None:
         if peers:
             print(f"installing peers into virtualenvs under {venv_root} ...", flush=True)
             # Before any timing, so pip's CPU does not disturb a measurement.
-            with concurrent.futures.ThreadPoolExecutor(len(peers)) as pool:
-                made = dict(zip(peers, pool.map(lambda p: make_venv(venv_root, PEERS[p]), peers),
+            packages = sorted({PEERS[p] for p in peers})
+            with concurrent.futures.ThreadPoolExecutor(len(packages)) as pool:
+                made = dict(zip(packages, pool.map(lambda p: make_venv(venv_root, p), packages),
                                 strict=True))  # fmt: skip
-            for peer, (python, why) in made.items():
+            for peer in peers:
+                python, why = made[PEERS[peer]]
                 if python is None:
                     print(f"  {peer}: cannot be installed ({why}); carrying on without it")
                     results[peer] = {"kind": peer, "error": f"cannot be installed: {why}"}
@@ -416,7 +456,7 @@ def main() -> None:
 
     from ari_fake_server import generate_events  # same process: the mean size of what was sent
 
-    sample = generate_events(min(args.events, 20_000))
+    sample = generate_events(min(args.events, 20_000) or 1)
     info = {
         "machine": machine(),
         "events": args.events,

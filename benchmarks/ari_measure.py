@@ -301,10 +301,52 @@ class Bare(Adapter):
             yield answer
 
 
+class CallQueues:
+    """The daemon's design on plain dicts: each event routed by its channel id (or its
+    playback's target) into one `asyncio.Queue` per call, consumed by the call's own task."""
+
+    def __init__(self, counter: Counter) -> None:
+        self.hit = counter.hit
+        self.routes: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def _call(self, key: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        hit = self.hit
+        while True:
+            event = await queue.get()
+            hit()
+            if event["type"] == "StasisEnd":
+                del self.routes[key]
+                while not queue.empty():
+                    queue.get_nowait()
+                    hit()
+                return
+
+    def route(self, event: dict[str, Any]) -> None:
+        channel = event.get("channel")
+        if channel is not None:
+            key = channel["id"]
+        else:
+            key = event["playback"]["target_uri"].partition(":")[2]
+        queue = self.routes.get(key)
+        if queue is None:
+            if event["type"] != "StasisStart":
+                self.hit()
+                return
+            queue = self.routes[key] = asyncio.Queue(1000)
+            task = asyncio.create_task(self._call(key, queue))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        queue.put_nowait(event)
+
+    def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+
+
 class BareQueues(Bare):
-    """The floor of the daemon's design on the bare loop: each event routed by its channel id
-    (or its playback's target) into one `asyncio.Queue` per call, consumed by the call's task.
-    What `EventDispatcher` costs beyond asyncio's own queue and task switch shows against it."""
+    """`CallQueues` on the bare loop: the floor of the daemon's design. What `EventDispatcher`
+    costs beyond asyncio's own queue and task switch shows against it."""
 
     name = "bare-queues"
 
@@ -314,38 +356,9 @@ class BareQueues(Bare):
         import orjson
 
         counter = Counter()
-        hit = counter.hit
-        routes: dict[str, asyncio.Queue[dict[str, Any]]] = {}
-        tasks: set[asyncio.Task[None]] = set()
+        calls = CallQueues(counter)
+        route = calls.route
         text = aiohttp.WSMsgType.TEXT
-
-        async def call(key: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
-            while True:
-                event = await queue.get()
-                hit()
-                if event["type"] == "StasisEnd":
-                    del routes[key]
-                    while not queue.empty():
-                        queue.get_nowait()
-                        hit()
-                    return
-
-        def route(event: dict[str, Any]) -> None:
-            channel = event.get("channel")
-            if channel is not None:
-                key = channel["id"]
-            else:
-                key = event["playback"]["target_uri"].partition(":")[2]
-            queue = routes.get(key)
-            if queue is None:
-                if event["type"] != "StasisStart":
-                    hit()
-                    return
-                queue = routes[key] = asyncio.Queue(1000)
-                task = asyncio.create_task(call(key, queue))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            queue.put_nowait(event)
 
         async def read(ws: Any) -> None:
             async for msg in ws:
@@ -360,8 +373,7 @@ class BareQueues(Bare):
             finally:
                 await ws.close()
                 await reader
-                for t in list(tasks):
-                    t.cancel()
+                calls.close()
 
     @contextlib.asynccontextmanager
     async def rest_client(self, cfg: Settings) -> AsyncIterator[Answer]:
@@ -412,6 +424,36 @@ class AioAri(Adapter):
                         raise
 
             yield answer
+
+
+class AioAriQueues(AioAri):
+    """aioari feeding the same per-call queues: compares with ours + `EventDispatcher`."""
+
+    name = "aioari-queues"
+
+    @contextlib.asynccontextmanager
+    async def events_client(self, cfg: Settings) -> AsyncIterator[Counter]:
+        counter = Counter()
+        calls = CallQueues(counter)
+
+        async def on_any(event: Any) -> None:
+            calls.route(event)
+
+        async with self._client(cfg.events_url, cfg.user, cfg.password) as client:
+            client.on_event("*", on_any)
+            task = asyncio.create_task(client.run(apps=cfg.app))
+            try:
+                yield counter
+            finally:
+                for ws in list(client.websockets):
+                    await ws.close()
+                await task
+                calls.close()
+
+    @contextlib.asynccontextmanager
+    async def rest_client(self, cfg: Settings) -> AsyncIterator[Answer]:
+        raise NotImplementedError("aioari-queues measures events only")
+        yield  # pragma: no cover
 
 
 class AriClientPeer(Adapter):
@@ -512,6 +554,7 @@ ADAPTERS: dict[str, Callable[[], Adapter]] = {
     "bare": Bare,
     "bare-queues": BareQueues,
     "aioari": AioAri,
+    "aioari-queues": AioAriQueues,
     "ari-client": AriClientPeer,
     "asyncari": AsyncAri,
 }
@@ -564,8 +607,51 @@ async def measure_rest(adapter: Adapter, cfg: Settings) -> dict[str, float]:
     return out
 
 
+AB_BLOCK = 100
+
+
+async def measure_rest_ab(cfg: Settings) -> dict[str, float]:
+    """Our REST against the bare shared session, paired in one process: blocks of
+    ``AB_BLOCK`` calls alternate between the two (ABBA...), so load from elsewhere on the
+    machine hits both alike. Separate processes minutes apart differ by up to 2x here."""
+    out: dict[str, float] = {}
+    async with Ours(dispatch=False).rest_client(cfg) as ours, Bare().rest_client(cfg) as bare:
+        sides = {"ours": ours, "bare": bare}
+        for answer in sides.values():
+            for i in range(WARMUP_CALLS):
+                await answer(f"1795611998.{i}")
+        for inflight in (1, 20):
+            wall = dict.fromkeys(sides, 0.0)
+            cpu = dict.fromkeys(sides, 0.0)
+            calls = dict.fromkeys(sides, 0)
+            ratios: list[float] = []
+            blocks = max(2, cfg.rest_calls // AB_BLOCK)
+            for block in range(blocks):
+                order = ["ours", "bare"] if block % 2 == 0 else ["bare", "ours"]
+                took = {}
+                for side in order:
+                    it = iter([f"1795611999.{block}{i}" for i in range(AB_BLOCK)])
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    await asyncio.gather(*(_worker(it, sides[side]) for _ in range(inflight)))
+                    took[side] = time.perf_counter() - t0
+                    wall[side] += took[side]
+                    cpu[side] += time.process_time() - c0
+                    calls[side] += AB_BLOCK
+                ratios.append(took["bare"] / took["ours"])
+            # The median of the pairs' ratios: one disturbed block cannot swing it.
+            out[f"ratio_rest{inflight}"] = statistics.median(ratios)
+            for side in sides:
+                out[f"{side}_rest{inflight}_s"] = calls[side] / wall[side]
+                out[f"{side}_rest{inflight}_cpu_us"] = cpu[side] / calls[side] * 1e6
+    return out
+
+
 async def run(kind: str, cfg: Settings, first_run: int = 0) -> dict[str, Any]:
     """``cfg.runs`` runs numbered from ``first_run`` (the number picks the events' seeds)."""
+    if kind == "rest-ab":
+        runs_ab = [await measure_rest_ab(cfg) for _ in range(cfg.runs)]
+        median_ab = {k: statistics.median(r[k] for r in runs_ab) for k in runs_ab[0]}
+        return {"kind": kind, "version": "-", "median": median_ab, "runs": runs_ab}
     adapter = ADAPTERS[kind]()
     runs: list[dict[str, float]] = []
     for i in range(first_run, first_run + cfg.runs):
@@ -585,7 +671,7 @@ def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     parser = argparse.ArgumentParser(description="measure one ARI client (internal)")
-    parser.add_argument("kind", choices=sorted(ADAPTERS))
+    parser.add_argument("kind", choices=[*sorted(ADAPTERS), "rest-ab"])
     parser.add_argument("--events-url", required=True)
     parser.add_argument("--rest-url", required=True)
     parser.add_argument("--user", required=True)
