@@ -33,6 +33,8 @@ class Bridge:
         self.playbacks: list[Playback] = []
         self.destroyed = False
         self.announcer_name = ""
+        # ChannelLeftBridge shows the technology from before the channel left (trace 03).
+        self.technology_override: str | None = None
         self.recorder_name = ""
         self.control = CommandQueue(f"sim-bridge-{bridge_id}")
 
@@ -50,10 +52,14 @@ class Bridge:
 
     @property
     def technology(self) -> str:
+        """softmix above two participants (Announcer and Recorder channels count)."""
         if self.bridge_type == "holding":
             return "holding_bridge"
-        extra = int(self.moh_class is not None) + int(self.recording is not None)
-        return "softmix" if len(self.channels) + extra > 2 else "simple_bridge"
+        if self.technology_override is not None:
+            return self.technology_override
+        count = len(self.channels) + int(self.moh_class is not None) + int(
+            self.recording is not None)
+        return "softmix" if count > 2 else "simple_bridge"
 
     def to_json(self) -> dict[str, Any]:
         """The ARI Bridge model."""

@@ -165,6 +165,8 @@ class Channel:
         self.subscribers: dict[str, bool] = {}
         self.peer: Channel | None = None  # the other half of a Local channel
         self.half = 0  # 1 or 2 for Local halves
+        self.explicit_id = False  # channelId was given by the client
+        self.snoop_target: Channel | None = None
         self.stasis_app: str | None = None
         self.stasis_args: list[str] = []
         self.runs_dialplan = False
@@ -248,7 +250,8 @@ class Channel:
             return self.variables.get(name)
         fname, arg = func.group(1), func.group(2)
         if fname == "CALLERID":
-            return _party_field(self.caller, arg)
+            # Reads see a caller id not yet reported in snapshots (trace 13, case B).
+            return _party_field(self.pending_caller or self.caller, arg)
         if fname == "CONNECTEDLINE":
             return _party_field(self.connected, arg)
         if fname == "CHANNEL":

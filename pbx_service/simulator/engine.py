@@ -65,6 +65,7 @@ class DialState:
     timer: asyncio.Task[Any] | None = None
     created: bool = False  # POST /channels/create + /dial (the channel is already in Stasis)
     other_id: str = ""  # otherChannelId given to /channels/create
+    inherited: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class Engine:
@@ -200,6 +201,8 @@ class Engine:
         self.emit_channel("ChannelStateChange", channel)
         if state == "Up" and channel.tech == "Local":
             self.local_device_state(channel, "INUSE")
+        if state == "Up" and channel.half == 2 and channel.pending_caller is not None:
+            self.set_caller(channel)  # caller id updated while ringing shows now (trace 13)
         if state == "Up":
             channel.answered.set()
             if channel.transcript is not None and channel.transcript.answered_at is None:
@@ -207,6 +210,9 @@ class Engine:
 
     def set_caller(self, channel: Channel, name: str | None = None,
                    number: str | None = None, *, emit: bool = True) -> None:
+        if channel.pending_caller is not None:
+            channel.caller = channel.pending_caller
+            channel.pending_caller = None
         if name is not None:
             channel.caller.name = name
         if number is not None:
@@ -257,7 +263,14 @@ class Engine:
         channel.stasis_args = list(args)
         channel.left_stasis.clear()
         self.emit_stasis("StasisStart", channel, app, args=list(args))
+        self._snoop_touches_bridge(channel)
         return True
+
+    def _snoop_touches_bridge(self, channel: Channel) -> None:
+        """A snoop attaching to or leaving a bridged channel refreshes BRIDGEPEER (trace 17)."""
+        target = channel.snoop_target
+        if target is not None and target.bridge is not None and not target.hanging_up:
+            self.update_bridge_peers(target.bridge)
 
     def leave_stasis(self, channel: Channel,
                      continue_to: tuple[str, str, int] | None = None) -> None:
@@ -270,9 +283,8 @@ class Engine:
         channel.stasis_app = None
         if not channel.subscribers.get(app, True):
             del channel.subscribers[app]
+        self._snoop_touches_bridge(channel)
         if channel.hanging_up and channel.pending_caller is not None:
-            channel.caller = channel.pending_caller
-            channel.pending_caller = None
             self.set_caller(channel)
         if continue_to is not None:
             # Asterisk moves to priority-1 first and reports it with the Stasis app (trace 15).
@@ -376,6 +388,11 @@ class Engine:
                 self.emit_channel("ChannelHangupRequest", channel, cause=16, soft=True)
             self.dialplan.run_h(channel)
 
+    def _end_snoops(self, snoops: list[Channel], cause: int) -> None:
+        for snoop in snoops:
+            if not snoop.destroyed:
+                self.hangup(snoop, cause, request=None, by="snoop-target-gone")
+
     def local_device_state(self, channel: Channel, state: str) -> None:
         """Local/<exten>@<context> device states, seen only by subscribeAll apps."""
         device = channel.name.split(";")[0].rsplit("-", 1)[0]
@@ -385,9 +402,10 @@ class Engine:
                 app.deliver(event)
 
     def destroy(self, channel: Channel, cause: int) -> None:
-        for snoop in self.snoops.pop(channel.id, []):
-            if not snoop.destroyed:
-                self.hangup(snoop, cause, request=None, by="snoop-target-gone")
+        snoops = self.snoops.pop(channel.id, [])
+        if snoops:
+            # Snoops end after the whole hangup of their target has been reported (trace 12).
+            asyncio.get_running_loop().call_soon(self._end_snoops, snoops, cause)
         channel.destroyed = True
         if channel.app_name == "Stasis" and channel.half == 1:
             channel.app_name = "AppDial2"
@@ -476,8 +494,9 @@ class Engine:
             if member is skip:
                 continue
             value = self.bridge_peer_names(bridge, member)
-            # Asterisk sets BRIDGEPEER when peers appear; it is not cleared for a lone member.
-            if value and member.variables.get("BRIDGEPEER") != value:
+            # Asterisk sets BRIDGEPEER on every change of participants, even to the same
+            # value (trace 17); it is not cleared for a lone member.
+            if value:
                 member.variables["BRIDGEPEER"] = value
                 self.varset(member, "BRIDGEPEER", value)
 
@@ -496,8 +515,11 @@ class Engine:
         others = [other for other in bridge.channels if other is not channel]
         if bridge.bridge_type == "mixing" and len(others) == 1 and not inhibit_connected:
             other = others[0]
-            self.set_connected(channel, other.caller.name, other.caller.number)
-            self.set_connected(other, channel.caller.name, channel.caller.number)
+            # Connected-line updates are sent only when something changes (trace 17 re-join).
+            if channel.connected != other.caller:
+                self.set_connected(channel, other.caller.name, other.caller.number)
+            if other.connected != channel.caller:
+                self.set_connected(other, channel.caller.name, channel.caller.number)
             for half in (channel, other):
                 if half.peer is not None:
                     half.peer.pending_caller = party_copy(half.connected)
@@ -521,10 +543,14 @@ class Engine:
         if bridge.bridge_type == "mixing" and channel.variables.get("BRIDGEPEER"):
             channel.variables["BRIDGEPEER"] = ""
             self.varset(channel, "BRIDGEPEER", "")
+        before = bridge.technology
         bridge.channels.remove(channel)
         channel.bridge = None
+        bridge.technology_override = before
+        snapshot = bridge.to_json()
+        bridge.technology_override = None
         self.emit_to(sorted(bridge.apps), "ChannelLeftBridge",
-                     bridge=bridge.to_json(), channel=channel.to_json())
+                     bridge=snapshot, channel=channel.to_json())
         self.update_bridge_peers(bridge)
         if hangup and bridge.recording is not None and len(bridge.channels) == 1:
             # The remaining party's connected line is refreshed (trace 03).

@@ -24,7 +24,7 @@ CORE_SOUNDS: dict[str, float] = {
     "beep": 0.42,
     "hello-world": 1.40,
     "demo-congrats": 30.29,
-    "demo-thanks": 3.64,
+    "demo-thanks": 4.50,  # > 3.65 s (still playing in trace 03)
     "vm-intro": 5.65,
     "vm-goodbye": 0.85,
     "vm-theperson": 1.15,
@@ -74,7 +74,7 @@ for _tens in range(20, 100, 10):
 for _letter in "abcdefghijklmnopqrstuvwxyz":
     CORE_SOUNDS[f"letters/{_letter}"] = 0.55
 _ONLY_IN: dict[str, tuple[str, ...]] = {"minute": ("en",), "phone": ("ru",)}
-CORE_LANGUAGES = ("en", "ru")
+CORE_LANGUAGES = ("ru", "en")  # the order GET /sounds/{id} lists them in
 
 SUPPORTED_SCHEMES = ("sound", "recording", "number", "digits", "characters", "tone")
 RECORDING_FORMATS: dict[str, str] = {
@@ -122,7 +122,7 @@ class SoundLibrary:
             rel = _strip_prefix(name, prefix)
             if rel is None or not directory.is_dir():
                 continue
-            for lang_dir in sorted(directory.iterdir()):
+            for lang_dir in sorted(directory.iterdir(), reverse=True):
                 if (lang_dir / f"{rel}.wav").is_file():
                     found.append((lang_dir.name, "slin"))
         if name in CORE_SOUNDS:

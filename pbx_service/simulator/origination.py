@@ -148,13 +148,14 @@ def create(engine: Engine, params: dict[str, str], variables: dict[str, str]) ->
     channel.dialing = dial
     engine.subscribe(channel, app, persistent=True)
     engine.apps.ensure(app)
-    engine.spawn(_created_enters_stasis(engine, channel, app, app_args, inherited),
+    dial.inherited = inherited
+    engine.spawn(_created_enters_stasis(engine, channel, app, app_args),
                  f"sim-create-{channel.id}")
     return channel
 
 
 async def _created_enters_stasis(engine: Engine, channel: Channel, app: str,
-                                 args: list[str], inherited: dict[str, str]) -> None:
+                                 args: list[str]) -> None:
     await asyncio.sleep(0)
     if channel.destroyed:
         return
@@ -164,9 +165,6 @@ async def _created_enters_stasis(engine: Engine, channel: Channel, app: str,
                         dialplan_app_data=channel.app_data)
     if not engine.enter_stasis(channel, app, args):
         engine.hangup(channel, 16, request=None, by="stasis-failed")
-        return
-    for key, value in inherited.items():
-        engine.varset(channel, f"__{key}", value)
 
 
 def dial_created(engine: Engine, channel: Channel, params: dict[str, str]) -> None:
@@ -174,6 +172,8 @@ def dial_created(engine: Engine, channel: Channel, params: dict[str, str]) -> No
     dial = channel.dialing
     if not isinstance(dial, DialState) or not dial.created or dial.timer is not None:
         raise AriError(409, "Channel is not in a dialable state")
+    for key, value in dial.inherited.items():
+        engine.varset(channel, f"__{key}", value)  # reported at dial time (trace 13)
     caller_id = params.get("caller", "")
     if caller_id:
         caller = engine.channels.get(caller_id)
@@ -282,6 +282,7 @@ def _local_first_half(engine: Engine, resource: str, exten: str, context: str,
                                context=context, exten=exten,
                                channel_id=params.get("channelId") or None)
     first.half = 1
+    first.explicit_id = bool(params.get("channelId"))
     first.app_name = "AppDial2"
     first.app_data = "(Outgoing Line)"
     return first
@@ -289,6 +290,8 @@ def _local_first_half(engine: Engine, resource: str, exten: str, context: str,
 
 def _local_second_half(engine: Engine, first: Channel, other_id: str, exten: str,
                        context: str, app: str | None, *, subscribe: bool = True) -> Channel:
+    if not other_id and first.explicit_id:
+        other_id = f"{first.id};2"  # Asterisk's default for the ;2 of a given channelId
     second = engine.new_channel(name=first.name[:-2] + ";2", tech="Local", state="Ring",
                                 context=context, exten=exten, channel_id=other_id or None)
     second.half = 2
@@ -391,6 +394,7 @@ def snoop(engine: Engine, target: Channel, params: dict[str, str]) -> Channel:
     args = params.get("appArgs", "")
     # The snoop ends with its target: StasisEnd only (trace 12), hence no lasting subscription.
     engine.snoops.setdefault(target.id, []).append(channel)
+    channel.snoop_target = target
     if not engine.enter_stasis(channel, app, args.split(",") if args else []):
         engine.hangup(channel, 16, request=None, by="stasis-failed")
     return channel
@@ -513,7 +517,7 @@ async def _run_script(engine: Engine, channel: Channel, steps: list[Step]) -> No
             key = "started_at" if step.until == "started" else "finished_at"
 
             def seen(media: str = step.media, key: str = key) -> bool:
-                return any(e["media_uri"] == media and e[key] is not None
+                return any(_media_matches(e["media_uri"], media) and e[key] is not None
                            for e in transcript.media)
 
             ok = await _poll(engine, channel, seen, step.timeout)
@@ -530,6 +534,11 @@ async def _run_script(engine: Engine, channel: Channel, steps: list[Step]) -> No
             engine.hangup(channel, 16, request=(16, False), by="caller")
             return
     return None
+
+
+def _media_matches(uri: str, wanted: str) -> bool:
+    """`sound:pbx/greeting` matches "sound:pbx/greeting", "pbx/greeting" and "greeting"."""
+    return uri == wanted or uri.endswith((f":{wanted}", f"/{wanted}"))
 
 
 def _set_talking(engine: Engine, channel: Channel, talking: bool) -> None:

@@ -150,10 +150,11 @@ def finish_recording(engine: Engine, recording: LiveRecording, how: str) -> None
         owner.recording = None
     if isinstance(owner, Bridge) and owner.recording is recording:
         owner.recording = None
-        engine.update_bridge_peers(owner)  # the Recorder channel leaves
     if owner is not None:
         engine.emit_to(engine.target_apps(owner), "RecordingFinished",
                        recording=recording.finished_json())
+        if isinstance(owner, Bridge):
+            engine.update_bridge_peers(owner)  # then the Recorder channel leaves
         if isinstance(owner, Channel):
             for party in (owner, owner.peer):
                 if party is None or party.transcript is None:

@@ -13,7 +13,13 @@ from aiohttp import web
 
 from pbx_service.simulator import origination
 from pbx_service.simulator.bridges import BRIDGE_TYPES, Bridge
-from pbx_service.simulator.channels import Channel, ChannelGone, parse_callerid, suppress_gone
+from pbx_service.simulator.channels import (
+    Channel,
+    ChannelGone,
+    Party,
+    parse_callerid,
+    suppress_gone,
+)
 from pbx_service.simulator.engine import AriError, Engine
 from pbx_service.simulator.events import ASTERISK_ID, REASON_CAUSE, timestamp
 from pbx_service.simulator.media import (
@@ -136,10 +142,11 @@ def _app_json(engine: Engine, name: str) -> dict[str, Any]:
     endpoint_ids = sorted(app.endpoint_ids)
     device_names = sorted(app.device_names)
     if app.subscribe_all:
-        channel_ids = ["__AST_CHANNEL_ALL_TOPIC", *channel_ids]
-        bridge_ids = ["__AST_BRIDGE_ALL_TOPIC", *bridge_ids]
-        endpoint_ids = ["__AST_ENDPOINT_ALL_TOPIC", *endpoint_ids]
-        device_names = ["__AST_DEVICE_STATE_ALL_TOPIC", *device_names]
+        # The all-topics replace the individual subscriptions in the listing (trace 10).
+        channel_ids = ["__AST_CHANNEL_ALL_TOPIC"]
+        bridge_ids = ["__AST_BRIDGE_ALL_TOPIC"]
+        endpoint_ids = ["__AST_ENDPOINT_ALL_TOPIC"]
+        device_names = ["__AST_DEVICE_STATE_ALL_TOPIC"]
     return {"name": name, "channel_ids": channel_ids, "bridge_ids": bridge_ids,
             "endpoint_ids": endpoint_ids, "device_names": device_names,
             "events_allowed": app.events_allowed, "events_disallowed": app.events_disallowed}
@@ -549,7 +556,7 @@ async def channels_record(call: Call) -> Result:
         recording.cause = "Cannot record channel while in bridge"
         engine.emit_to(list(channel.subscribers), "RecordingFailed",
                        recording=recording.to_json())
-        return 201, {"name": recording.name, "format": recording.format, "state": "failed",
+        return 201, {"name": recording.name, "format": recording.format, "state": "queued",
                      "target_uri": recording.target_uri}
     engine.recordings[recording.name] = recording
     engine.recording_owner[recording.name] = channel
@@ -631,8 +638,8 @@ def _set_var(engine: Engine, channel: Channel, name: str, value: str | None,
                 engine.set_connected(channel, number=text)
             peer = channel.peer
             if peer is not None and channel.half == 1 and not peer.destroyed:
-                peer.caller.name = channel.connected.name
-                peer.caller.number = channel.connected.number
+                # The phone half's caller follows silently; reported later (trace 13, G).
+                peer.pending_caller = Party(channel.connected.name, channel.connected.number)
         elif fname == "CHANNEL" and arg == "LANGUAGE":
             channel.language = text
             if channel.peer is not None:
@@ -883,7 +890,7 @@ async def bridges_record(call: Call) -> Result:
     try:
         recording = _recording_params(call, f"bridge:{bridge.id}")
     except AriError as exc:
-        if exc.status == 409 and bridge.recording is not None:
+        if exc.status == 409:
             # Asterisk adds the second Recorder channel before refusing the name (trace 03).
             _recorder_blip(engine, bridge)
         raise
@@ -902,9 +909,11 @@ async def bridges_record(call: Call) -> Result:
 def _recorder_blip(engine: Engine, bridge: Bridge) -> None:
     if bridge.bridge_type != "mixing":
         return
+    refused = f"Recorder/ARI-{engine.channels.name_suffix()};2"
     for member in bridge.channels:
-        value = engine.bridge_peer_names(bridge, member) + (
-            f",Recorder/ARI-{engine.channels.name_suffix()};2")
+        peers = engine.bridge_peer_names(bridge, member)
+        # Observed orders: after a live Recorder, or first when none is live (03, 17).
+        value = f"{peers},{refused}" if bridge.recording is not None else f"{refused},{peers}"
         engine.varset(member, "BRIDGEPEER", value)
     for member in bridge.channels:
         value = engine.bridge_peer_names(bridge, member)
@@ -1180,7 +1189,9 @@ async def user_event(call: Call) -> Result:
         raise AriError(404, "Application not found")
     fields: dict[str, Any] = {"eventname": call.args["eventName"]}
     body = call.body if isinstance(call.body, dict) else {}
-    fields["userevent"] = body.get("variables", {})
+    variables = body.get("variables")
+    fields["userevent"] = {**(variables if isinstance(variables, dict) else {}),
+                           "eventname": call.args["eventName"]}
     for source in [s for s in call.param("source").split(",") if s]:
         scheme, _, rest = source.partition(":")
         if scheme == "channel":

@@ -4,7 +4,8 @@ Steps (Python objects or control-API JSON):
   {"wait": 2.0}                            Wait(seconds)
   {"wait_answered": 10.0}                  WaitAnswered(timeout)
   {"wait_bridged": 10.0}                   WaitBridged(timeout)
-  {"wait_playback": "sound:x", "until": "started"|"finished", "timeout": 10.0}
+  {"wait_playback": "sound:pbx/x" (or "pbx/x" or "x"), "until": "started"|"finished",
+   "timeout": 10.0}
   {"dtmf": "12#", "duration": 100, "between": 100}   SendDtmf
   {"talk": 3.0}                            Talk(seconds): the caller speaks (recordings hear it)
   {"hangup": true}                         Hangup()

@@ -138,6 +138,6 @@ async def test_prompts_from_sound_dirs_and_language_fallback(tmp_path: pathlib.P
                 f"{sim.base_url}/sounds/pbx%2Fgreeting") as response:
             assert response.status == 200
             assert await response.json() == {"id": "pbx/greeting", "formats": [
-                {"language": "en", "format": "slin"}, {"language": "ru", "format": "slin"}]}
+                {"language": "ru", "format": "slin"}, {"language": "en", "format": "slin"}]}
     finally:
         await sim.stop()
