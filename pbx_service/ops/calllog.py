@@ -39,6 +39,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "voicemail",
     "category",
     "menu_path",
+    "callback_task",
+    "callback_due",
     "events",
 )
 _TABLE_HEADERS = ("started (UTC)", "caller", "line", "outcome", "answered_by", "wait", "talk")

@@ -146,6 +146,10 @@ async def test_render_csv(filled: tuple[str, list[CallRecord]]) -> None:
     assert parsed[0]["listed"] == "true"
     assert parsed[5]["outcome"] == "" and parsed[5]["ended_at"] == ""
     assert float(parsed[0]["talk_seconds"]) == 95.5
+    by_id = {r["id"]: r for r in rows}
+    for line in parsed:  # the follow-up task of a call that reached nobody is in the export
+        assert line["callback_task"] == (by_id[line["id"]]["callback_task"] or "")
+    assert any(line["callback_task"] for line in parsed)
 
 
 def _row(**fields: Any) -> dict[str, Any]:
