@@ -70,10 +70,12 @@ SEGMENT_SKIPS: Mapping[tuple[str, int, int], str] = {
     "in the middle of the trace that the simulator cannot mirror",
     ("11", 148, 151): "Custom:agent101 changed from the Asterisk console ('devstate change', a "
     "CLI command the simulator has no equivalent of) and the DeviceStateChanged it caused",
-    ("17", 284, 294): "recording into a directory made immutable with chattr +i on the Asterisk "
-    "host (a filesystem set-up the simulator cannot be put into)",
-    ("17", 324, 336): "path-escape quirk: 'sub/../../r17-escape2' written outside the recording "
-    "directory (an Asterisk bug; the Recorder joining the bridge, seq 324-326, belongs to it)",
+    ("17", 281, 294): "recording into a directory made immutable with chattr +i on the Asterisk "
+    "host (a filesystem set-up the simulator cannot be put into); seq 281-283 are the Recorder "
+    "joining the bridge for it, logged before the request's response",
+    ("17", 314, 336): "path-escape quirks: '../r17-escape' (500, yet a Recorder joins and leaves "
+    "the bridge, seq 314-323) and 'sub/../../r17-escape2' written outside the recording "
+    "directory (an Asterisk bug; its Recorder joins at seq 324-326)",
 }
 
 # (trace prefix, seq): reason. One request not replayed (its response is not compared).
