@@ -388,10 +388,12 @@ class Engine:
                 self.emit_channel("ChannelHangupRequest", channel, cause=16, soft=True)
             self.dialplan.run_h(channel)
 
-    def _end_snoops(self, snoops: list[Channel], cause: int) -> None:
+    def _end_snoops(self, snoops: list[Channel], target: Channel, cause: int) -> None:
         for snoop in snoops:
             if not snoop.destroyed:
                 self.hangup(snoop, cause, request=None, by="snoop-target-gone")
+        if not target.destroyed:
+            self._destroy_now(target, cause)
 
     def local_device_state(self, channel: Channel, state: str) -> None:
         """Local/<exten>@<context> device states, seen only by subscribeAll apps."""
@@ -404,8 +406,13 @@ class Engine:
     def destroy(self, channel: Channel, cause: int) -> None:
         snoops = self.snoops.pop(channel.id, [])
         if snoops:
-            # Snoops end after the whole hangup of their target has been reported (trace 12).
-            asyncio.get_running_loop().call_soon(self._end_snoops, snoops, cause)
+            # A snoop holds its target: the snoops end, then the target is destroyed, after
+            # the rest of the hangup has been reported (trace 12).
+            asyncio.get_running_loop().call_soon(self._end_snoops, snoops, channel, cause)
+            return
+        self._destroy_now(channel, cause)
+
+    def _destroy_now(self, channel: Channel, cause: int) -> None:
         channel.destroyed = True
         if channel.app_name == "Stasis" and channel.half == 1:
             channel.app_name = "AppDial2"
