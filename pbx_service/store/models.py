@@ -167,3 +167,4 @@ class CallbackTask(Base):
 
 
 metadata = Base.metadata
+from pbx_service.store import contacts_models as _contacts_models  # noqa: E402,F401
