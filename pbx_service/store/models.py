@@ -166,5 +166,30 @@ class CallbackTask(Base):
     )
 
 
+class OutboundCall(Base):
+    """A call an internal phone placed through the outbound FastAGI route (append-only).
+
+    Not a row of ``calls``: that is the inbound log every "lost call" figure is computed from.
+    """
+
+    __tablename__ = "outbound_calls"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    extension: Mapped[str] = mapped_column(Text, nullable=False)
+    # As the phone dialled it, and E.164-normalised (what callback tasks are keyed by).
+    dialled: Mapped[str] = mapped_column(Text, nullable=False)
+    number: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(Text)
+    uniqueid: Mapped[str | None] = mapped_column(Text)
+    # The open callback task this call closed, if any.
+    callback_task: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("callback_tasks.id", ondelete="SET NULL")
+    )
+
+    __table_args__ = (Index("ix_outbound_calls_started_at", "started_at"),)
+
+
 metadata = Base.metadata
 from pbx_service.store import contacts_models as _contacts_models  # noqa: E402,F401
+from pbx_service.store import notify_models as _notify_models  # noqa: E402,F401
