@@ -16,6 +16,7 @@ from typing import Any
 
 from pbx_service.ari import AriEvent, AriRest, EventDispatcher
 from pbx_service.ari.errors import AriError
+from pbx_service.calls.agents import AgentBoard
 from pbx_service.calls.hours import business_hours
 from pbx_service.calls.session import RESYNC_EVENT, CallPorts, InboundCall
 from pbx_service.config import Config
@@ -47,6 +48,7 @@ class CallApplication:
             route=self.dispatcher.route,
             unroute=self.dispatcher.unroute,
             hours=business_hours(config.schedules),
+            board=AgentBoard(config),
             clock=clock,
         )
         self.calls: dict[str, InboundCall] = {}

@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from pbx_service.ari import AriEvent, AriHTTPError, AriRest
+from pbx_service.ari import AriEvent, AriHTTPError, AriNotFound, AriRest
 from pbx_service.ari.errors import AriError
 from pbx_service.callbacks.rules import callback_due
 from pbx_service.calls.afterhours import CallAction, CallDisposition, decide_call
+from pbx_service.calls.agents import AgentBoard
 from pbx_service.calls.hours import BusinessHours
+from pbx_service.calls.ivr import CancelTimer, IvrSession, Play, Route, StartTimer, StopPlayback
+from pbx_service.calls.ivr import Command as IvrCommand
 from pbx_service.calls.numbers import clean_text, to_e164
 from pbx_service.calls.outcome import CallFacts, decide_outcome
 from pbx_service.calls.ringing import (
@@ -37,6 +40,12 @@ from pbx_service.calls.ringing import (
     cause_result,
 )
 from pbx_service.config import Config
+from pbx_service.config.ivr import (
+    ExtensionAction,
+    SelfServiceAction,
+    TeamAction,
+    VoicemailAction,
+)
 from pbx_service.store.records import CallRecord
 
 log = logging.getLogger(__name__)
@@ -66,6 +75,7 @@ class CallPorts:
     route: Callable[[str, asyncio.Queue[AriEvent]], None]
     unroute: Callable[[str], None]
     hours: Mapping[str, BusinessHours]
+    board: AgentBoard
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -109,6 +119,8 @@ class InboundCall:
         self.voicemail_seconds: float | None = None
         self.failed = False
         self.overflowed = False
+        self.agent_id: str | None = None
+        self.agent_team: str | None = None
         self._answer_mono: float | None = None
         self._bridged_mono: float | None = None
         self._start_mono = time.monotonic()
@@ -200,17 +212,158 @@ class InboundCall:
             return
         self._step = "greeting"
         await self.play([media(self.config.flow.greeting)])
-        self._step = "ring"
-        team = self.config.flow.reception_team
-        winner = await self.ring(
-            team, self.config.teams[team].members, self.config.teams[team].ring_timeout
+        route = await self.menu() if self.config.ivr is not None else None
+        await self.serve(route.action if route else None, route.fallback if route else None)
+
+    async def menu(self) -> Route:
+        """Run the IVR until the caller's choice (or the menu's default) is known."""
+        assert self.config.ivr is not None
+        self._step = "menu"
+        ivr = IvrSession(self.config.ivr, language=self.language)
+        playbacks: dict[str, int] = {}  # ARI playback id -> the engine's ref
+        by_ref: dict[int, str] = {}
+        deadline: float | None = None
+        timer_ref: int | None = None
+        commands: list[IvrCommand] = ivr.start()
+        try:
+            while True:
+                for command in commands:
+                    if isinstance(command, Route):
+                        self._menu_done(ivr, command)
+                        return command
+                    if isinstance(command, Play):
+                        playback_id = new_id()
+                        self.own(playback_id)
+                        playbacks[playback_id], by_ref[command.ref] = command.ref, playback_id
+                        await self._ari(
+                            self.ports.rest.play(
+                                self.channel_id,
+                                [media(p) for p in command.prompts],
+                                playback_id=playback_id,
+                                lang=command.language,
+                            )
+                        )
+                    elif isinstance(command, StopPlayback):
+                        # Barge-in: DTMF never stops an ARI playback by itself (traces, 02).
+                        stopping = by_ref.pop(command.ref, None)
+                        if stopping is not None:
+                            with contextlib.suppress(AriNotFound):
+                                await self.ports.rest.stop_playback(stopping)
+                    elif isinstance(command, StartTimer):
+                        deadline, timer_ref = time.monotonic() + command.seconds, command.ref
+                    elif isinstance(command, CancelTimer) and timer_ref == command.ref:
+                        deadline = timer_ref = None
+                left = None if deadline is None else deadline - time.monotonic()
+                ev = await self.next_event(left)
+                self._check_caller()
+                if ev is None:
+                    assert timer_ref is not None
+                    commands, deadline = ivr.on_timeout(timer_ref), None
+                elif ev.type == "PlaybackFinished" and ev.playback is not None:
+                    ref = playbacks.pop(ev.playback.id, None)
+                    self.ports.unroute(ev.playback.id)
+                    commands = [] if ref is None else ivr.on_playback_finished(ref)
+                elif ev.type == "ChannelDtmfReceived" and ev.channel_id == self.channel_id:
+                    commands = ivr.on_digit(ev.digit or "")
+                elif ev.type == RESYNC_EVENT:
+                    # Events of the gap are lost: count prompts that were playing as heard.
+                    commands = []
+                    for playback_id in list(playbacks):
+                        commands += ivr.on_playback_finished(playbacks.pop(playback_id))
+                else:
+                    commands = []
+        finally:
+            self.record.menu_path = list(ivr.menu_path)
+            self.record.category = ivr.category
+
+    def _menu_done(self, ivr: IvrSession, route: Route) -> None:
+        self.record.menu_path = list(route.menu_path)
+        self.record.category = route.category
+        self.language = route.language
+        self.event(
+            "menu",
+            path=route.path_text,
+            category=route.category,
+            reason=str(route.reason),
+            action=type(route.action).__name__,
         )
-        if winner is not None:
-            self._step = "talk"
-            await self.talk()
+
+    async def serve(self, action: object, fallback: object = None) -> None:
+        """Carry out where the call goes: a team, the operator, a voicemail box, an internal
+        number. `fallback` (the menu's default) takes over what cannot be served; whatever
+        happens, the call ends with a person or a voicemail."""
+        if isinstance(action, SelfServiceAction):
+            self.event("self_service_unavailable", name=action.self_service)
+            action, fallback = fallback, None
+        if isinstance(action, VoicemailAction):
+            self._step = "voicemail"
+            await self.voicemail(box=action.voicemail)
             return
+        if isinstance(action, ExtensionAction):
+            endpoint = self.config.flow.extension_dial.format(extension=action.extension)
+            reception = self.config.teams[self.config.flow.reception_team]
+            self._step = "ring"
+            if await self.ring("extension", [endpoint], reception.ring_timeout) is not None:
+                self._step = "talk"
+                await self.talk()
+                return
+            if fallback is not None and not isinstance(fallback, ExtensionAction):
+                await self.serve(fallback)
+                return
+            action = None
+        team: str | None = action.team if isinstance(action, TeamAction) else None
+        team = team or self.config.flow.reception_team  # no menu, or the operator
+        seen: set[str] = set()
+        while team is not None and team not in seen:
+            seen.add(team)
+            if await self.ring_team(team):
+                self._step = "talk"
+                await self.talk()
+                return
+            overflow = self.config.teams[team].overflow
+            if overflow is not None and overflow.voicemail is not None:
+                self._step = "voicemail"
+                await self.voicemail(box=overflow.voicemail)
+                return
+            team = overflow.team if overflow is not None else None
+            if team is not None:
+                self.event("overflow_to_team", team=team)
         self._step = "voicemail"
         await self.voicemail()
+
+    async def ring_team(self, team_name: str) -> bool:
+        """Ring the team's agents on duty and free, attempt after attempt (by its strategy),
+        until one answers or the team's max_wait passes. True when someone answered."""
+        board = self.ports.board
+        team = self.config.teams[team_name]
+        self._step = "ring"
+        give_up_at = time.monotonic() + team.max_wait
+        tried: set[str] = set()
+        while time.monotonic() < give_up_at:
+            attempts = board.plan(team_name, self.ports.clock(), skip=frozenset(tried))
+            if not attempts:
+                break
+            agents = attempts[0]
+            tried.update(agents)
+            endpoints = {board.endpoint(a): a for a in agents}
+            board.offer(agents, str(self.record.id))
+            winner: str | None = None
+            try:
+                timeout = min(team.ring_timeout, give_up_at - time.monotonic())
+                winner = await self.ring(
+                    team_name, list(endpoints), timeout, hold_music=team.hold_music
+                )
+            finally:
+                for agent in agents:
+                    if winner is None or endpoints.get(winner) != agent:
+                        board.offer_ended(agent)
+            if winner is not None:
+                self.agent_id, self.agent_team = endpoints[winner], team_name
+                board.answered(self.agent_id, team_name)
+                return True
+        if not tried:
+            self.event("nobody_available", team=team_name)
+        return False
 
     def _disposition(self) -> CallDisposition | None:
         hours = self.ports.hours.get(self.schedule) if self.schedule else None
@@ -267,7 +420,14 @@ class InboundCall:
         finally:
             self.ports.unroute(playback_id)
 
-    async def ring(self, team: str, endpoints: Sequence[str], timeout: float) -> str | None:
+    async def ring(
+        self,
+        team: str,
+        endpoints: Sequence[str],
+        timeout: float,
+        *,
+        hold_music: str | None = None,
+    ) -> str | None:
         """Ring every endpoint at once; bridge the first who answers. Returns the winning
         endpoint, or None when nobody answered within `timeout`."""
         self._check_caller()
@@ -275,7 +435,9 @@ class InboundCall:
         state = RingAll()
         started = self.ports.clock()
         with contextlib.suppress(AriHTTPError):
-            await self._ari(rest.start_moh(self.channel_id, self.config.flow.hold_music))
+            await self._ari(
+                rest.start_moh(self.channel_id, hold_music or self.config.flow.hold_music)
+            )
         caller_id = _caller_id(self.record.caller_name, self.record.caller_number)
         for endpoint in endpoints:
             leg_id, other_id = new_id(), new_id()
@@ -413,7 +575,7 @@ class InboundCall:
                 await self._hangup_quietly(self.channel_id)
                 return
 
-    async def voicemail(self, promise: Sequence[str] = ()) -> None:
+    async def voicemail(self, promise: Sequence[str] = (), box: str | None = None) -> None:
         """Take a message. `promise` says when we will call back (after hours)."""
         rest = self.ports.rest
         vm = self.config.flow.voicemail
@@ -422,7 +584,7 @@ class InboundCall:
         with contextlib.suppress(AriHTTPError):
             await self._ari(rest.stop_moh(self.channel_id))
         await self.play([*promise, media(vm.prompt)])
-        name = f"voicemail/{self.did}/{self.record.id}"
+        name = f"voicemail/{box or self.did}/{self.record.id}"
         self.own(name)
         try:
             await self._ari(
@@ -477,6 +639,8 @@ class InboundCall:
 
     async def _finish(self) -> None:
         rest = self.ports.rest
+        if self.agent_id is not None:
+            self.ports.board.call_ended(self.agent_id, self.ports.clock(), self.agent_team)
         if self.agent_channel is not None:
             await self._hangup_quietly(self.agent_channel)
         if self.bridge_id is not None:

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from pbx_service.config.ivr import find_duplicate_keys
 from pbx_service.config.model import Config
 from pbx_service.errors import PbxError
 
@@ -47,6 +48,13 @@ def parse_config(
         raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
     if data is None:
         data = {}
+    duplicates = find_duplicate_keys(text)
+    if duplicates:
+        where = ", ".join(f"{path + '.' if path else ''}{key}" for path, key in duplicates)
+        raise ConfigError(
+            f"{source}: key(s) given twice: {where}; YAML would silently keep only the last "
+            "one, so remove or rename the duplicate"
+        )
     if not isinstance(data, dict):
         raise ConfigError(
             f"{source}: the top level must be a mapping of keys such as lines:, teams:"

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from pbx_service.config.hours import AfterHoursPolicy, Schedule
+from pbx_service.config.ivr import IvrConfig, check_references
+from pbx_service.config.teams import Agent, Team, check_staff
 
 # Dial strings Asterisk accepts for an agent: TECH/resource, e.g. PJSIP/101, Local/101@agents,
 # PJSIP/+74951234567@trunk.
@@ -89,23 +91,6 @@ class Line(Strict):
         return value
 
 
-class Team(Strict):
-    members: list[str] = Field(min_length=1, description="Dial strings, e.g. PJSIP/101.")
-    ring_timeout: float = Field(20.0, gt=0, le=600, description="Seconds to ring before giving up.")
-
-    @field_validator("members")
-    @classmethod
-    def _endpoints(cls, members: list[str]) -> list[str]:
-        for member in members:
-            if not ENDPOINT_RE.match(member):
-                raise ValueError(
-                    f"{member!r} is not a dial string; write TECH/resource such as PJSIP/101"
-                )
-        if len(set(members)) != len(members):
-            raise ValueError("lists a member twice")
-        return members
-
-
 class VoicemailSettings(Strict):
     prompt: str = Field("leave-message", description="Prompt played before the beep.")
     beep: str = "beep"
@@ -120,6 +105,10 @@ class FlowSettings(Strict):
     please_hold: str = Field("please-hold", description="Prompt before ringing people.")
     reception_team: str = "reception"
     hold_music: str = Field("default", description="Music-on-hold class while the caller waits.")
+    extension_dial: str = Field(
+        "PJSIP/{extension}",
+        description="Dial string for an internal number the caller dials in a menu.",
+    )
     voicemail: VoicemailSettings = VoicemailSettings()
 
 
@@ -143,7 +132,15 @@ class Config(Strict):
     language: str = Field("ru", description="Default prompt language.")
     prompts_dir: Path | None = Field(None, description="Default: the shipped ivr_prompts/.")
     lines: Annotated[list[Line], Field(min_length=1)]
+    agents: dict[str, Agent] = Field(
+        default_factory=dict, description="People with a phone, by agent id."
+    )
     teams: dict[str, Team] = Field(min_length=1)
+    ivr: IvrConfig | None = Field(None, description="Menus; none: every call rings reception.")
+    voicemail_boxes: list[str] = Field(
+        default_factory=lambda: ["general"],
+        description="Voicemail boxes menus may send callers to.",
+    )
     flow: FlowSettings = FlowSettings()
     schedules: dict[str, Schedule] = Field(
         default_factory=dict, description="Named business-hours schedules."
@@ -174,6 +171,14 @@ class Config(Strict):
                 f"flow.reception_team: no team named {self.flow.reception_team!r}; "
                 f"define it under teams: or use one of {sorted(self.teams)}"
             )
+        check_staff(self.agents, self.teams)
+        if self.ivr is not None:
+            problems = check_references(
+                self.ivr, set(self.teams), set(self.voicemail_boxes), lambda _name: True,
+                self_services=set(),
+            )
+            if problems:
+                raise ValueError("; ".join(problems))
         return self
 
     def prompt_names(self) -> list[str]:
@@ -185,6 +190,8 @@ class Config(Strict):
             vm.prompt,
             vm.thanks_prompt,
         ]
+        if self.ivr is not None:
+            names += self.ivr.prompt_names()
         if self.schedules:
             policy = self.after_hours
             names += [policy.greeting, policy.holiday_greeting, policy.night_greeting]
@@ -192,7 +199,10 @@ class Config(Strict):
         return sorted({name for name in names if name and ":" not in name})
 
     def languages(self) -> list[str]:
-        return sorted({self.language, *(line.language for line in self.lines if line.language)})
+        menus = self.ivr.languages() if self.ivr is not None else []
+        return sorted(
+            {self.language, *menus, *(line.language for line in self.lines if line.language)}
+        )
 
     def schedule_for(self, line: Line | None) -> str | None:
         return (line.schedule if line else None) or self.schedule

@@ -41,7 +41,7 @@ def head_revision() -> str | None:
 def _upgrade_sync(connection: Connection, cfg: Config) -> None:
     connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, "heads")
 
 
 async def upgrade(database_url: str) -> None:

@@ -18,10 +18,12 @@ WEBSITE = "84952223344"
 
 async def test_connection_gap_resyncs_with_two_requests_and_finishes_calls(pbx: Pbx) -> None:
     talker = pbx.agent("c101", AgentBehaviour.answers(after=0.2))
+    # An agent takes one call at a time: B needs a second one.
+    other = pbx.agent("c102", AgentBehaviour.answers(after=0.5))
     proxy = TcpProxy(pbx.ari_url)
     await proxy.start()
     try:
-        config = pbx.config(reception=[talker], ring_timeout=30)
+        config = pbx.config(reception=[talker, other], ring_timeout=30)
         config = config.model_copy(update={"ari": config.ari.model_copy(update={"url": proxy.url})})
         daemon = await pbx.start_daemon(config)
         assert daemon.app is not None and daemon.client is not None

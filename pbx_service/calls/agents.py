@@ -1,0 +1,62 @@
+"""Who can take a call right now: every agent's state, shared by all calls of one daemon.
+
+The routing decisions are pure (`routing.py`); this board only keeps their inputs current as
+calls offer, answer and end, so an agent is never offered two calls at once and gets their
+wrap-up time after each call.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pbx_service.calls.routing import (
+    IDLE,
+    AgentState,
+    TeamState,
+    eligible,
+    on_duty,
+    ring_order,
+)
+from pbx_service.config import Config
+from pbx_service.config.teams import agent_directory
+
+
+class AgentBoard:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.directory = agent_directory(config.agents, config.teams)
+        self.states: dict[str, AgentState] = {}
+        self.team_states: dict[str, TeamState] = {}
+
+    def state(self, agent_id: str) -> AgentState:
+        return self.states.get(agent_id, IDLE)
+
+    def endpoint(self, agent_id: str) -> str:
+        return self.directory[agent_id].endpoint
+
+    def plan(
+        self, team_name: str, now: datetime, *, skip: frozenset[str] = frozenset()
+    ) -> list[list[str]]:
+        """The ringing attempts for one caller of `team_name` at `now`, without `skip`."""
+        team = self.config.teams[team_name]
+        candidates = [a for a in on_duty(team, now) if a not in skip]
+        team_state = self.team_states.get(team_name) or TeamState.for_team(team)
+        free = eligible(candidates, self.states, now)
+        return ring_order(team.strategy, free, self.states, team_state)
+
+    def offer(self, agent_ids: list[str], call_id: str) -> None:
+        for agent in agent_ids:
+            self.states[agent] = self.state(agent).with_offer(call_id)
+
+    def offer_ended(self, agent_id: str) -> None:
+        self.states[agent_id] = self.state(agent_id).with_offer_ended()
+
+    def answered(self, agent_id: str, team_name: str) -> None:
+        self.states[agent_id] = self.state(agent_id).with_answer()
+        team = self.config.teams[team_name]
+        current = self.team_states.get(team_name) or TeamState.for_team(team)
+        self.team_states[team_name] = current.with_rung(agent_id)
+
+    def call_ended(self, agent_id: str, at: datetime, team_name: str | None) -> None:
+        wrap_up = self.config.teams[team_name].wrap_up if team_name else 0.0
+        self.states[agent_id] = self.state(agent_id).with_call_end(at, wrap_up)
