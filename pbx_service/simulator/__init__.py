@@ -20,9 +20,25 @@ Python API::
     sim.requests                      # every REST request: method, path, query, body, status
     await sim.stop()
 
-Command line: `python -m pbx_service.simulator --port 8088 --time-scale 1.0 ...`.
+Command line: `python -m pbx_service.simulator --port 8088 --time-scale 1.0
+--sound-dir pbx=ivr_prompts --fallback-endpoint PJSIP/101 --phone PJSIP/101=2 ...`.
 
-HTTP control API (no auth, outside /ari): see `pbx_service.simulator.control`.
+HTTP control API (JSON, no auth, outside /ari; `pbx_service.simulator.control`):
+
+  GET    /_sim/requests                  REST request log: method, path, query, body, status
+  DELETE /_sim/requests                  clear it
+  GET    /_sim/phones                    phones with behaviour and per-call log
+  PUT    /_sim/phones/{tech}/{resource}  body: PhoneBehaviour fields -> register / change
+  DELETE /_sim/phones/{tech}/{resource}  unregister (EndpointStateChange offline)
+  POST   /_sim/calls                     {"caller_number", "did", "caller_name"?, "steps": [...]}
+                                         -> 201 {"channel_id", "channel_name"}
+  GET    /_sim/calls                     every scripted call's transcript (+ "ended")
+  GET    /_sim/calls/{channel_id}        one transcript
+  GET    /_sim/log                       call log: inbound calls, fallbacks, voicemails
+
+Steps are described in `pbx_service.simulator.scripted`; phone behaviours in
+`pbx_service.simulator.phones`. Timed behaviour (playbacks, recordings, DTMF, phone delays,
+originate timeouts, dialplan waits) runs on `time_scale`; event order does not depend on it.
 
 Deviations from Asterisk are listed in `DEVIATIONS` below.
 """
@@ -73,6 +89,12 @@ __all__ = [
 ]
 
 DEVIATIONS = """
+* Only the subset pbx-service uses: no AMI, FastAGI, CDR/CEL, CLI, mailboxes or external
+  media; `redirect` validates like Asterisk and answers 204 but transfers nothing (what
+  Asterisk does for Local channels anyway).
+* Orders Asterisk produces from several threads (which Local half is destroyed first, when a
+  second app on a shared socket gets its copy, Dial "" vs the first ChannelDialplan) follow one
+  fixed order per situation; the traces show both orders for some of them.
 * An unregistered (offline) PJSIP endpoint and an unknown PJSIP resource both make
   `POST /channels` fail with 500 {"error": "Allocation failed"}: ARI's originate runs
   ast_dial_prerun synchronously and chan_pjsip cannot create a session without a contact.
@@ -85,10 +107,15 @@ DEVIATIONS = """
   `Talk`s (channel) or while two parties are bridged (bridge). gsm/ulaw/alaw files have the
   right size but no meaningful content.
 * Asterisk writes `sub/../../x` recordings outside the recording directory; the simulator
-  reports such a recording like an unwritable one (Started, Finished done duration 0, no file).
-* ChannelConnectedLine on a lone channel joining a bridge with an announcer, the
-  ChannelCallerId after hangup seen in some traces, BRIDGEPEER for holding bridges, Local
-  channel DeviceStateChanged and CDR/CEL/AMI/AGI are not simulated.
+  keeps the live recording but writes nothing (Finished done duration 0, no file). A read-only
+  recording directory cannot be simulated (Asterisk fails such recordings at once).
+* Recording "audio": a Local half hears what is played on its other half (silence/N prompts
+  are silence frames, nothing playing = no frames: maxSilenceSeconds never fires), a SIP leg
+  (trunk caller, phone) sends silence frames unless a scripted caller `Talk`s.
+  talking_duration/silence_duration are computed from that, not from real audio.
+* `POST /channels/create` + `/dial?caller=X` subscribes the app to X (inferred from trace 13).
+* Console-only actions (`devstate change`, `dialplan reload`) have no equivalent; device
+  states of PJSIP endpoints are derived from the phones (UNAVAILABLE offline, INUSE in a call).
 * Hold/MOH/silence have no events (as in Asterisk) and are only noted in transcripts.
 """
 
