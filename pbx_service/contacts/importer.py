@@ -277,8 +277,9 @@ class ColumnMapping:
 class ContactRow:
     """One valid row of the file. ``numbers`` are ``(E.164, kind)`` pairs, no repeats.
 
-    Fields whose column the mapping does not name are None and mean "keep what is stored";
-    ``tier`` is then None too (a new contact gets C).
+    Optional fields are None when their cell is empty or the mapping has no such column;
+    an update writes only the mapped columns (`ImportPlan`), so unmapped means "keep what is
+    stored". ``tier`` is None only when unmapped (a new contact then gets C).
     """
 
     row: int
