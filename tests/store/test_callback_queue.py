@@ -22,6 +22,8 @@ from pbx_service.callbacks.queue import (
     CallbackTaskNotFound,
     RetryPolicy,
 )
+from pbx_service.errors import PbxError
+from pbx_service.ops import callbacks_report as report
 from pbx_service.store.embedded import asyncpg_dsn
 from pbx_service.store.errors import DatabaseUnavailableError
 from tests.store.helpers import T0, UNREACHABLE_URL, fetch
@@ -420,3 +422,61 @@ async def test_an_unreachable_database_is_a_clear_error() -> None:
 def test_naive_times_are_refused() -> None:
     with pytest.raises(CallbackInputError, match="timezone"):
         asyncio.run(queue.due_count(UNREACHABLE_URL, datetime(2026, 1, 1)))
+
+
+# -- CLI subcommands (pbx_service.ops.callbacks_report) ------------------------------------
+
+
+async def test_cli_list_renders_table_json_and_csv(database_url: str) -> None:
+    await add_task(database_url, "+74951000001", priority=2)
+    closed = await add_task(database_url, '=HYPERLINK("x")')
+    await queue.finish(database_url, closed, "101", "cancelled", now=T0)
+    text, code = await report.cli_list(database_url, "table")
+    assert code == 0 and "+74951000001" in text and "HYPERLINK" not in text  # active only
+    assert text.splitlines()[0].split()[:3] == ["id", "due", "(UTC)"]
+    text, _ = await report.cli_list(database_url, "json", status="all")
+    data = json.loads(text)
+    assert [t["status"] for t in data] == ["open", "cancelled"] and LIST_KEYS <= set(data[0])
+    text, _ = await report.cli_list(database_url, "csv", status="cancelled")
+    header, row_line = text.splitlines()
+    assert header.split(",")[:2] == ["id", "number"]
+    assert row_line.split(",")[1].startswith("\"'=HYPERLINK")  # a formula is defused
+    text, _ = await report.cli_list(database_url, "table", status="done")
+    assert "(no callback tasks)" in text
+
+
+async def test_cli_claim_and_done_work_a_task_end_to_end(database_url: str) -> None:
+    text, code = await report.cli_claim(database_url, "101", now=T0)
+    assert code == report.EXIT_NOTHING_DUE and "no callback is due" in text
+    task_id = await add_task(database_url, "+74951000001")
+    text, code = await report.cli_claim(database_url, "101", now=T0)
+    assert code == 0 and f"id             {task_id}" in text and "claimed_by     101" in text
+    text, code = await report.cli_done(
+        database_url, str(task_id), "101", "no_answer", "line busy", "json", now=T0
+    )
+    data = json.loads(text)
+    assert code == 0 and data["status"] == "open" and data["dial_attempts"] == 1
+    text, code = await report.cli_claim(
+        database_url, "102", str(task_id), fmt="json", now=T0 + timedelta(minutes=1)
+    )
+    assert json.loads(text)["claimed_by"] == "102"  # by id, even before its retry is due
+    text, code = await report.cli_release(database_url, str(task_id), "102")
+    assert code == 0 and "back in the queue" in text
+    text, _ = await report.cli_done(database_url, str(task_id), "101", "done", "ok\nthanks")
+    assert "status         done" in text and "line busy\n" in text
+    with pytest.raises(CallbackTaskClosed):
+        await report.cli_done(database_url, str(task_id), "101", "done")
+
+
+def test_render_tasks_keeps_the_terminal_safe() -> None:
+    row = {
+        "id": "t1",
+        "number": "+7495\u202e1000001",  # right-to-left override
+        "caller_name": "Evil\x1b[2J",
+        "status": "open",
+        "sources": ["voicemail"],
+    }
+    text = report.render_tasks([row], "table")
+    assert "\u202e" not in text and "\x1b" not in text and "Evil?[2J" in text
+    with pytest.raises(PbxError, match="unknown format"):
+        report.render_tasks([row], "xml")  # type: ignore[arg-type]
