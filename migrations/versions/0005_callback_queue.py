@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("channel", sa.Text(), nullable=True),
         sa.Column("uniqueid", sa.Text(), nullable=True),
         sa.Column("callback_task", postgresql.UUID(as_uuid=True), nullable=True),
+        sa.Column("dial_status", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["callback_task"],
             ["callback_tasks.id"],
@@ -45,8 +46,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbound_calls")),
     )
     op.create_index("ix_outbound_calls_started_at", "outbound_calls", ["started_at"])
+    op.create_index("ix_outbound_calls_uniqueid", "outbound_calls", ["uniqueid"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbound_calls_uniqueid", table_name="outbound_calls")
     op.drop_index("ix_outbound_calls_started_at", table_name="outbound_calls")
     op.drop_table("outbound_calls")

@@ -10,6 +10,12 @@ For each call an internal phone places to an outside number, the dialplan runs
    ``called back from <ext>``, and logs the call in ``outbound_calls`` linked to that task;
 3. returns, and the dialplan goes on to ``Dial``.
 
+Closing at dial time is optimistic, so the dialplan also pushes a hangup handler that runs
+``AGI(agi://127.0.0.1:4573/outbound-result,${number},${DIALSTATUS})``: `make_outbound_result_route`
+records the dial status and, unless it is ``ANSWER``, undoes the close as a ``no_answer`` attempt
+(`queue.undo_dial_close`: open again after the backoff, or closed ``no_answer`` at the maximum),
+so a customer who did not pick up is not lost.
+
 The database never holds the call up for long and never stops it: the database step runs under
 ``db_timeout`` and a failure is logged and shown on the Asterisk console, and the call proceeds.
 The caller ID is set first, before anything can fail.
@@ -27,7 +33,13 @@ from datetime import UTC, datetime
 from pbx_service.agi.errors import AgiError, AgiHangup
 from pbx_service.agi.protocol import AgiRequest
 from pbx_service.agi.server import AgiSession, Handler
-from pbx_service.callbacks.queue import close_number, connect
+from pbx_service.callbacks.queue import (
+    DEFAULT_RETRY_POLICY,
+    RetryPolicy,
+    close_number,
+    connect,
+    undo_dial_close,
+)
 from pbx_service.calls.numbers import clean_text, to_e164
 from pbx_service.errors import PbxError
 
@@ -35,6 +47,8 @@ log = logging.getLogger(__name__)
 
 ROUTE: str = "outbound"
 """The route path the dialplan uses: ``agi://127.0.0.1:4573/outbound``."""
+RESULT_ROUTE: str = "outbound-result"
+"""The hangup handler's route: ``agi://127.0.0.1:4573/outbound-result,<number>,${DIALSTATUS}``."""
 
 # "PJSIP/101-0000002a" -> "101": the endpoint of a channel name.
 _CHANNEL_ENDPOINT_RE = re.compile(r"^[A-Za-z0-9_]+/(?P<endpoint>[^-/@]+)")
@@ -156,6 +170,73 @@ async def _log_and_close(
             task_id,
         )
     return task_id
+
+
+_RESULT_SQL = """
+UPDATE outbound_calls SET dial_status = $2
+WHERE id = (
+    SELECT id FROM outbound_calls WHERE uniqueid = $1 AND dial_status IS NULL
+    ORDER BY started_at DESC LIMIT 1
+)
+RETURNING callback_task, extension, started_at
+"""
+_ANSWERED = "ANSWER"
+
+
+def make_outbound_result_route(
+    database_url: str,
+    *,
+    policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+    db_timeout: float = 3.0,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Handler:
+    """The ``outbound-result`` FastAGI handler, run from the outbound call's hangup handler.
+
+    Arguments: the number as dialled and ``${DIALSTATUS}`` (empty when the phone hung up before
+    ``Dial`` ran). Finds the call by the channel's ``agi_uniqueid``, stores the status, and when
+    it is not ``ANSWER`` undoes the task close the call made (see `queue.undo_dial_close`).
+    Sends no AGI command: the channel is already hung up.
+    """
+    if db_timeout <= 0:
+        raise OutboundConfigError(f"outbound db_timeout must be positive, got {db_timeout}")
+
+    async def outbound_result(session: AgiSession) -> None:
+        request = session.request
+        args = request.args
+        status = (clean_text(args[1], 32) if len(args) > 1 else None) or ""
+        uniqueid = request.uniqueid
+        if not uniqueid:
+            log.warning("outbound result without agi_uniqueid on %s; ignored", request.channel)
+            return
+        try:
+            async with asyncio.timeout(db_timeout):
+                outcome = await _record_result(database_url, uniqueid, status, clock(), policy)
+        except (PbxError, TimeoutError) as exc:
+            log.warning(
+                "outbound result %r for channel %s not recorded: %s",
+                status,
+                uniqueid,
+                str(exc) or "database timed out",
+            )
+            return
+        if outcome is not None:
+            log.info("callback task %s: dial status %r, task %s", outcome[0], status, outcome[1])
+
+    return outbound_result
+
+
+async def _record_result(
+    database_url: str, uniqueid: str, status: str, at: datetime, policy: RetryPolicy
+) -> tuple[uuid.UUID, str] | None:
+    async with connect(database_url) as conn, conn.transaction():
+        row = await conn.fetchrow(_RESULT_SQL, uniqueid, status)
+        if row is None or row["callback_task"] is None or status == _ANSWERED:
+            return None
+        task_id: uuid.UUID = row["callback_task"]
+        new_status = await undo_dial_close(
+            conn, task_id, row["extension"], row["started_at"], at, policy
+        )
+    return None if new_status is None else (task_id, new_status)
 
 
 async def _console(session: AgiSession, message: str) -> None:

@@ -550,3 +550,60 @@ async def close_for_number(
     at = _now(now)
     async with connect(database_url) as conn:
         return await close_number(conn, number, by, reason, at)
+
+
+_REOPEN_AFTER_DIAL_SQL = """
+UPDATE callback_tasks SET status = 'open', due_at = $2, closed_by = NULL, closed_at = NULL,
+    close_reason = NULL, claimed_by = NULL, claimed_at = NULL, updated_at = $3
+WHERE id = $1 RETURNING *
+"""
+_GIVE_UP_AFTER_DIAL_SQL = """
+UPDATE callback_tasks SET status = 'no_answer', closed_at = $2, close_reason = $3, updated_at = $2
+WHERE id = $1 RETURNING *
+"""
+_ACTIVE_FOR_NUMBER_SQL = """
+SELECT id FROM callback_tasks WHERE number = $1 AND status IN ('open', 'claimed') AND id <> $2
+"""
+
+
+async def undo_dial_close(
+    conn: asyncpg.Connection,
+    task_id: uuid.UUID,
+    by: str,
+    closed_at: datetime,
+    at: datetime,
+    policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+) -> str | None:
+    """An outbound call closed ``task_id`` when ``by`` dialled, but the customer did not answer:
+    treat it as a ``no_answer`` attempt (the dial was already counted when it closed).
+
+    Below ``policy.max_dial_attempts`` the task is open again, due after the backoff; at the
+    maximum it stays closed with status ``no_answer``. Nothing changes (None) when the task was
+    changed since that close (closed by someone else, reopened), or when the customer has
+    another active task meanwhile (they called again: that task carries on). Returns the new
+    status. Runs on the caller's connection, inside its transaction.
+    """
+    row = await conn.fetchrow(_LOCK_SQL, task_id)
+    if (
+        row is None
+        or row["status"] != "done"
+        or row["closed_by"] != by
+        or row["closed_at"] != closed_at
+    ):
+        return None
+    if row["number"] is not None and await conn.fetchval(
+        _ACTIVE_FOR_NUMBER_SQL, row["number"], task_id
+    ):
+        return None
+    dialled = row["dial_attempts"]
+    if dialled < policy.max_dial_attempts:
+        due = at + policy.delay_after(dialled)
+        try:
+            async with conn.transaction():  # a savepoint: the caller's work survives a clash
+                await conn.execute(_REOPEN_AFTER_DIAL_SQL, task_id, due, at)
+        except asyncpg.exceptions.UniqueViolationError:
+            return None  # the customer's new call opened a task a moment ago; it carries on
+        return "open"
+    reason = f"no answer after {dialled} dial attempts"
+    await conn.execute(_GIVE_UP_AFTER_DIAL_SQL, task_id, at, reason)
+    return "no_answer"

@@ -186,8 +186,14 @@ class OutboundCall(Base):
     callback_task: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("callback_tasks.id", ondelete="SET NULL")
     )
+    # Asterisk's DIALSTATUS, reported by the hangup handler (ANSWER, NOANSWER, BUSY, CANCEL...).
+    dial_status: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_outbound_calls_started_at", "started_at"),)
+    __table_args__ = (
+        Index("ix_outbound_calls_started_at", "started_at"),
+        # The hangup handler finds its call by the channel's unique id.
+        Index("ix_outbound_calls_uniqueid", "uniqueid"),
+    )
 
 
 metadata = Base.metadata
