@@ -110,8 +110,10 @@ DEVIATIONS = """
   keeps the live recording but writes nothing (Finished done duration 0, no file). A read-only
   recording directory cannot be simulated (Asterisk fails such recordings at once).
 * Recording "audio": a Local half hears what is played on its other half (silence/N prompts
-  are silence frames, nothing playing = no frames: maxSilenceSeconds never fires), a SIP leg
-  (trunk caller, phone) sends silence frames unless a scripted caller `Talk`s.
+  are silence frames); while nothing plays there it hears silence frames, where Asterisk
+  (transmit_silence=yes) passes no frames at all, so maxSilenceSeconds never fires and the
+  file is header-only (trace 04): `local_idle_media="none"` reproduces that. A SIP leg (trunk
+  caller, phone) sends silence frames unless a scripted caller `Talk`s.
   talking_duration/silence_duration are computed from that, not from real audio.
 * `POST /channels/create` + `/dial?caller=X` subscribes the app to X (inferred from trace 13).
 * Console-only actions (`devstate change`, `dialplan reload`) have no equivalent; device
@@ -147,9 +149,13 @@ class Simulator:
         channelvars: Sequence[str] = ("DID", "CALLERID(name)"),
         trunks: Sequence[str] = ("trunk",),
         stasis_app: str = "pbx-service",
+        local_idle_media: str = "silence",
     ) -> None:
         if time_scale <= 0:
             raise SimulatorError(f"time_scale must be > 0, got {time_scale}")
+        if local_idle_media not in ("silence", "none"):
+            raise SimulatorError(
+                f"local_idle_media must be 'silence' or 'none', got {local_idle_media!r}")
         if recordings_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="pbx-sim-recordings-")
             recordings_dir = self._tmp.name
@@ -164,6 +170,7 @@ class Simulator:
             channelvars=tuple(channelvars),
             trunks=tuple(trunks),
             stasis_app=stasis_app,
+            local_idle_media=local_idle_media,
         )
         self.config.recordings_dir.mkdir(parents=True, exist_ok=True)
         self.engine = Engine(self.config)

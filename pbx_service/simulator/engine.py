@@ -51,6 +51,7 @@ class SimConfig:
     channelvars: tuple[str, ...] = ("DID", "CALLERID(name)")
     trunks: tuple[str, ...] = ("trunk",)
     stasis_app: str = "pbx-service"
+    local_idle_media: str = "silence"  # or "none": Asterisk's Local-channel quirk (trace 04)
 
 
 @dataclasses.dataclass

@@ -73,6 +73,21 @@ for _tens in range(20, 100, 10):
     CORE_SOUNDS[f"digits/{_tens}"] = 0.86
 for _letter in "abcdefghijklmnopqrstuvwxyz":
     CORE_SOUNDS[f"letters/{_letter}"] = 0.55
+# Date and time words of the core sound packages (say.c uses them for dates and times).
+for _day in range(7):
+    CORE_SOUNDS[f"digits/day-{_day}"] = 0.75
+for _month in range(12):
+    CORE_SOUNDS[f"digits/mon-{_month}"] = 0.70
+for _ordinal in range(1, 32):
+    CORE_SOUNDS[f"digits/h-{_ordinal}"] = 0.80
+CORE_SOUNDS.update({
+    "digits/today": 0.60, "digits/tomorrow": 0.70, "digits/yesterday": 0.75,
+    "digits/oclock": 0.60, "digits/oh": 0.40, "digits/a-m": 0.65, "digits/p-m": 0.65,
+    "digits/at": 0.35, "digits/and": 0.35, "digits/billion": 0.65,
+    "hours": 0.55, "hour": 0.50, "seconds": 0.70, "second": 0.60, "at": 0.35,
+    "vm-and": 0.35, "vm-minutes": 0.70, "vm-seconds": 0.75, "vm-then-pound": 2.30,
+    "vm-rec-name": 2.60, "beeperr": 0.50,
+})
 _ONLY_IN: dict[str, tuple[str, ...]] = {"minute": ("en",), "phone": ("ru",)}
 CORE_LANGUAGES = ("ru", "en")  # the order GET /sounds/{id} lists them in
 

@@ -34,7 +34,7 @@ def _elapsed(engine: Engine, recording: LiveRecording) -> float:
     return real / (engine.config.time_scale or 1.0)
 
 
-def _audio(owner: Channel | Bridge) -> str:
+def _audio(engine: Engine, owner: Channel | Bridge) -> str:
     """What a recording of `owner` hears right now."""
     if isinstance(owner, Bridge):
         talking = len(owner.channels) >= 2 or any(c.talking for c in owner.channels)
@@ -43,10 +43,11 @@ def _audio(owner: Channel | Bridge) -> str:
         return TALK
     peer = owner.peer
     if peer is not None:
-        # A Local half hears what is played on the other half; nothing at all otherwise
-        # (generators block frames between halves, README "transmit_silence").
+        # A Local half hears what is played on the other half. When nothing plays there,
+        # real Asterisk passes no frames at all (README "transmit_silence"); by default the
+        # simulator sends silence like a real caller's line would (`local_idle_media`).
         if peer.playback is None:
-            return NO_MEDIA
+            return NO_MEDIA if engine.config.local_idle_media == "none" else SILENCE
         media = peer.playback.media[peer.playback.index]
         return SILENCE if media.startswith("sound:silence/") else TALK
     # A SIP leg (trunk caller, phone) sends RTP all the time: silence when nobody talks.
@@ -62,14 +63,14 @@ def mark(engine: Engine, recording: LiveRecording, owner: Channel | Bridge) -> N
         if recording.muted and kind == TALK:
             kind = SILENCE
         recording.segments.append((kind, elapsed - covered))
-    recording.audio_now = _audio(owner)
+    recording.audio_now = _audio(engine, owner)
 
 
 def start_recording(engine: Engine, recording: LiveRecording, owner: Channel | Bridge) -> None:
     """RecordingStarted and the watcher task that ends it on limits."""
     recording.state = "recording"
     recording.started_at = time.monotonic()
-    recording.audio_now = _audio(owner)
+    recording.audio_now = _audio(engine, owner)
     loop = asyncio.get_running_loop()
     recording.finish = loop.create_future()
     engine.emit_to(engine.target_apps(owner), "RecordingStarted", recording=recording.to_json())

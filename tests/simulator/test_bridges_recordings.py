@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import pathlib
 import wave
 
 import aiohttp
 
 from pbx_service.simulator import Hangup, PhoneBehaviour, Simulator, Talk, Wait, WaitAnswered
-from tests.simulator.conftest import TIME_SCALE, Connect
+from tests.simulator.conftest import AUTH_HEADERS, TIME_SCALE, Connect
 
 
 def _seconds(path: object) -> float:
@@ -171,3 +172,40 @@ async def test_terminate_on_dtmf_and_cancel(
     cancelled = await pbx.wait_for("RecordingFinished", recording__name="cancelled")
     assert cancelled["recording"]["state"] == "done"
     assert not (sim.config.recordings_dir / "cancelled.wav").exists()
+
+
+async def test_local_idle_media_option(tmp_path: pathlib.Path) -> None:
+    """A Local half with nothing played on its peer: silence frames by default, no frames at
+    all (header-only file, maxDurationSeconds ends it) with local_idle_media="none"."""
+    elapsed: dict[str, float] = {}
+    for mode in ("silence", "none"):
+        sim = Simulator(recordings_dir=tmp_path / mode, time_scale=0.2, local_idle_media=mode)
+        await sim.start()
+        try:
+            async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+                connect = Connect(sim, http)
+                pbx = await connect("pbx-service")
+                await connect("caller-sim")
+                async with http.post(f"{sim.base_url}/channels", params={
+                        "endpoint": "Local/400@from-trunk", "app": "caller-sim",
+                        "channelId": "c", "otherChannelId": "c-2"}):
+                    pass
+                await pbx.wait_for("StasisStart")
+                async with http.post(f"{sim.base_url}/channels/c-2/answer"):
+                    pass
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                async with http.post(f"{sim.base_url}/channels/c-2/record", params={
+                        "name": "idle", "format": "wav", "maxSilenceSeconds": "1",
+                        "maxDurationSeconds": "3"}) as response:
+                    assert response.status == 201
+                finished = await pbx.wait_for("RecordingFinished")
+                elapsed[mode] = (loop.time() - started) / 0.2
+                assert finished["recording"]["duration"] == 0
+                assert (tmp_path / mode / "idle.wav").stat().st_size == 44
+                for socket in connect.sockets:
+                    await socket.close()
+        finally:
+            await sim.stop()
+    assert 0.9 < elapsed["silence"] < 2.0  # maxSilenceSeconds fired
+    assert elapsed["none"] >= 2.9  # only maxDurationSeconds could end it
