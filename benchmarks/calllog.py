@@ -183,7 +183,7 @@ def writer_path(
 async def truncate(url: str) -> None:
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        await conn.execute("TRUNCATE calls, call_events")
+        await conn.execute("TRUNCATE calls, call_events CASCADE")
         await conn.execute("VACUUM ANALYZE calls")
         await conn.execute("VACUUM ANALYZE call_events")
     finally:
