@@ -163,7 +163,7 @@ async def _log_and_close(
             uuid.uuid4(),
             at,
             extension,
-            clean_text(dialled, 64) or dialled[:64],
+            clean_text(dialled, 64) or "?",
             number,
             clean_text(request.channel, 200),
             clean_text(request.uniqueid, 64),

@@ -42,6 +42,9 @@ CLOSED_STATUSES: Final[tuple[str, ...]] = ("done", "no_answer", "wrong_number", 
 # The "open/claimed" pair is what the writer's one-open-task-per-number index covers.
 ACTIVE_STATUSES: Final[tuple[str, ...]] = ("open", "claimed")
 
+DEVICE_STATE: Final = "Stasis:pbx-callbacks"
+"""The custom device state phones subscribe to (BLF): BUSY while due callbacks wait."""
+
 MAX_AGENT_CHARS: Final = 100
 MAX_NOTES_CHARS: Final = 4000
 
@@ -527,6 +530,12 @@ async def due_count(database_url: str, now: datetime | None = None) -> int:
     async with connect(database_url) as conn:
         count: int = await conn.fetchval(_DUE_COUNT_SQL, at)
     return count
+
+
+def device_state_for(due: int) -> Literal["BUSY", "NOT_INUSE"]:
+    """The `DEVICE_STATE` value for ``due`` waiting tasks (from `due_count`), for ARI's
+    ``PUT /deviceStates/Stasis:pbx-callbacks?deviceState=...``."""
+    return "BUSY" if due > 0 else "NOT_INUSE"
 
 
 async def close_number(

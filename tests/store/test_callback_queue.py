@@ -395,6 +395,7 @@ async def test_due_count_counts_open_due_tasks_only(database_url: str) -> None:
     await queue.claim_next(database_url, "101", now=T0)
     assert await queue.due_count(database_url, T0) == 1  # claimed: someone is on it
     assert await queue.due_count(database_url, T0 + timedelta(minutes=5)) == 2
+    assert queue.device_state_for(1) == "BUSY" and queue.device_state_for(0) == "NOT_INUSE"
 
 
 async def test_close_for_number_closes_the_open_task(database_url: str) -> None:
@@ -439,6 +440,8 @@ async def test_cli_list_renders_table_json_and_csv(database_url: str) -> None:
     assert [t["status"] for t in data] == ["open", "cancelled"] and LIST_KEYS <= set(data[0])
     text, _ = await report.cli_list(database_url, "csv", status="cancelled")
     header, row_line = text.splitlines()
+    text, _ = await report.cli_list(database_url, "csv")
+    assert text.splitlines()[1].split(",")[1] == "+74951000001"  # a number is not a formula
     assert header.split(",")[:2] == ["id", "number"]
     assert row_line.split(",")[1].startswith("\"'=HYPERLINK")  # a formula is defused
     text, _ = await report.cli_list(database_url, "table", status="done")
