@@ -133,14 +133,14 @@ class NotificationDispatcher:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         if self._sending:
-            _done, pending = await asyncio.wait(set(self._sending), timeout=self._close_grace)
+            sending = dict(self._sending)
+            _done, pending = await asyncio.wait(set(sending), timeout=self._close_grace)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        unsettled = list(self._sending.values())
+            for task in pending:
+                await self._release(sending[task])
         self._sending.clear()
-        for item in unsettled:
-            await self._release(item)
         await self._shutdown()
 
     async def _release(self, item: ClaimedNotification) -> None:
