@@ -627,8 +627,11 @@ class Replay:
             try:
                 for action in actions:
                     await self._before(action)
+                    # Anchor on when the action was sent, not when it returned: our requests
+                    # are slower than the recording client's, and that must not add up.
+                    sent = (action.send_est, self._now())
                     await self._perform(session, action)
-                    self._anchor = (action.line.t_rel, self._now())
+                    self._anchor = sent
                 await self._drain_tail()
             finally:
                 for conn in self.conns.values():
