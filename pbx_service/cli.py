@@ -68,6 +68,29 @@ def build_parser() -> argparse.ArgumentParser:
     calls.add_argument("--since", help="ISO date/time, or a span such as 24h or 7d")
     calls.set_defaults(handler=cmd_calls)
 
+    cb = sub.add_parser("callbacks", help="the callback queue: list, claim, done, release")
+    cb_sub = cb.add_subparsers(dest="callbacks_command", required=True)
+    cb_list = cb_sub.add_parser("list", help="open and claimed tasks (or --status)")
+    cb_list.add_argument("--status", help="open, claimed, done, no_answer, ... or all")
+    cb_claim = cb_sub.add_parser("claim", help="take the most urgent due task (or --task)")
+    cb_claim.add_argument("--agent", required=True, help="who is calling back")
+    cb_claim.add_argument("--task", help="a task id instead of the most urgent")
+    cb_done = cb_sub.add_parser("done", help="record how a callback ended")
+    cb_done.add_argument("task")
+    cb_done.add_argument("--agent", required=True)
+    cb_done.add_argument(
+        "--result", default="done", choices=["done", "no_answer", "wrong_number", "cancelled"]
+    )
+    cb_done.add_argument("--notes")
+    cb_done.add_argument("--force", action="store_true", help="even if another agent holds it")
+    cb_release = cb_sub.add_parser("release", help="put a claimed task back in the queue")
+    cb_release.add_argument("task")
+    cb_release.add_argument("--agent")
+    for p in (cb_list, cb_claim, cb_done, cb_release):
+        p.add_argument("--config", "-c", type=Path, help="YAML config (for the database)")
+        p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+        p.set_defaults(handler=cmd_callbacks)
+
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="create or migrate the schema to the latest version")
@@ -258,6 +281,39 @@ def cmd_calls(args: argparse.Namespace) -> int:
 
     print(asyncio.run(go()))
     return 0
+
+
+def cmd_callbacks(args: argparse.Namespace) -> int:
+    from pbx_service.ops import callbacks_report as report
+    from pbx_service.store.migrate import upgrade
+
+    async def go() -> tuple[str, int]:
+        url, database = await _database_url(_load_optional(args.config))
+        try:
+            await upgrade(url)
+            command = args.callbacks_command
+            if command == "list":
+                return await report.cli_list(url, args.format, args.status)
+            if command == "claim":
+                return await report.cli_claim(url, args.agent, args.task, args.format)
+            if command == "done":
+                return await report.cli_done(
+                    url,
+                    args.task,
+                    args.agent,
+                    args.result,
+                    args.notes,
+                    args.format,
+                    force=args.force,
+                )
+            return await report.cli_release(url, args.task, args.agent)
+        finally:
+            await database.close()  # type: ignore[attr-defined]
+
+    text, code = asyncio.run(go())
+    if text:
+        print(text)
+    return code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
