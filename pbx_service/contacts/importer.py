@@ -34,22 +34,38 @@ import codecs
 import csv
 import io
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import (
+    BindParameter,
+    Text,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    pool,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from pbx_service.calls.numbers import clean_text
 from pbx_service.calls.queueing import Tier
-from pbx_service.contacts.directory import connect
 from pbx_service.contacts.errors import ColumnMappingError, ContactFileError
 from pbx_service.contacts.model import normalise_number, parse_tier, split_numbers
 from pbx_service.store.contacts_models import Contact as ContactTable
 from pbx_service.store.contacts_models import ContactNumber as ContactNumberTable
+from pbx_service.store.embedded import normalize_database_url
+from pbx_service.store.errors import DatabaseUnavailableError, StoreError
 
 # Bounds on what one cell may put in the database (CRM exports carry odd things).
 MAX_NAME = 200
@@ -85,8 +101,9 @@ _NAME_HEADERS = ("name", "full name", "fullname", "contact", "contact name", "ф
 _SURNAME_HEADERS = ("фамилия", "last name", "surname")
 _FIRST_NAME_HEADERS = ("имя", "first name")
 _PATRONYMIC_HEADERS = ("отчество", "middle name")
+# Not "клиент": some CRMs put the person's name under it; better to ask for a mapping.
 _COMPANY_HEADERS = ("company", "company name", "organization", "organisation", "account",
-                    "компания", "организация", "контрагент", "клиент")  # fmt: skip
+                    "account name", "компания", "организация", "контрагент")  # fmt: skip
 _TIER_HEADERS = ("tier", "category", "level", "segment", "категория", "уровень", "класс",
                  "сегмент")  # fmt: skip
 _MANAGER_HEADERS = ("manager", "account manager", "owner", "менеджер", "ответственный",
@@ -677,7 +694,7 @@ async def import_contacts(
     parsed = parse_csv(
         data, mapping, default_region=default_region, encoding=encoding, delimiter=delimiter
     )
-    async with connect(database_url) as conn:
+    async with _connect(database_url) as conn:
         # Leaving the block by an exception rolls back: nothing is half-imported.
         async with conn.begin() as transaction:
             plan = await _plan_in_db(conn, parsed, replace=replace)
@@ -699,6 +716,37 @@ async def import_contacts(
     )
 
 
+@asynccontextmanager
+async def _connect(database_url: str) -> AsyncIterator[AsyncConnection]:
+    """One connection for the import; database errors come out as `StoreError`."""
+    engine = create_async_engine(normalize_database_url(database_url), poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    except OSError as exc:
+        raise DatabaseUnavailableError(f"cannot reach the contacts database: {exc}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated or isinstance(exc.orig, OSError):
+            raise DatabaseUnavailableError(f"cannot reach the contacts database: {exc}") from exc
+        raise StoreError(f"contacts import failed: {exc.orig or exc}") from exc
+    except SQLAlchemyError as exc:
+        raise StoreError(f"contacts import failed: {exc}") from exc
+    finally:
+        await engine.dispose()
+
+
+def _array(values: Sequence[str]) -> BindParameter[Any]:
+    # One array parameter, not one per value: a big export has more values than the
+    # 32767 parameters a PostgreSQL statement may take.
+    value: Any = list(values)
+    return bindparam(None, value, type_=ARRAY(Text))
+
+
+def _uuid_array(values: Sequence[uuid.UUID]) -> BindParameter[Any]:
+    value: Any = list(values)
+    return bindparam(None, value, type_=ARRAY(UUID(as_uuid=True)))
+
+
 async def _plan_in_db(conn: AsyncConnection, parsed: ParsedCsv, *, replace: bool) -> ImportPlan:
     # Readers (the lookup at each call) go on; a second import waits for this one.
     await conn.execute(text("LOCK TABLE contacts, contact_numbers IN EXCLUSIVE MODE"))
@@ -710,13 +758,13 @@ async def _plan_in_db(conn: AsyncConnection, parsed: ParsedCsv, *, replace: bool
         result = await conn.execute(
             select(n.number, c.id, c.name, c.external_id)
             .join(c, c.id == n.contact_id)
-            .where(n.number.in_(numbers))
+            .where(n.number == any_(_array(numbers)))
         )
         owners = {row.number: StoredContact(row.id, row.name, row.external_id) for row in result}
     by_external_id: dict[str, StoredContact] = {}
     if ids:
         result = await conn.execute(
-            select(c.id, c.name, c.external_id).where(c.external_id.in_(ids))
+            select(c.id, c.name, c.external_id).where(c.external_id == any_(_array(ids)))
         )
         by_external_id = {
             row.external_id: StoredContact(row.id, row.name, row.external_id) for row in result
@@ -731,10 +779,10 @@ async def _apply(
     updated_ids = [contact_id for contact_id, _ in plan.updates]
     if updated_ids:
         # The file is the truth for the numbers of the contacts it updates.
-        await conn.execute(delete(n).where(n.contact_id.in_(updated_ids)))
+        await conn.execute(delete(n).where(n.contact_id == any_(_uuid_array(updated_ids))))
     moved = [number for number, _, _ in plan.moved]
     if moved:
-        await conn.execute(delete(n).where(n.number.in_(moved)))
+        await conn.execute(delete(n).where(n.number == any_(_array(moved))))
     if plan.updates:
         # Only the columns the file has; the others keep their stored values.
         values: dict[str, Any] = {

@@ -11,7 +11,7 @@ import pytest
 
 from pbx_service.calls.queueing import Tier
 from pbx_service.contacts import ContactDirectory, import_contacts
-from tests.fixtures.database import PostgresServer
+from tests.fixtures.database import PostgresServer, RestartablePostgres
 from tests.store.helpers import UNREACHABLE_URL
 from tests.store.test_contacts_import import CUSTOMERS, write_csv
 
@@ -152,3 +152,18 @@ async def test_a_hanging_database_costs_one_timeout_then_nothing() -> None:
             w.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_the_first_call_after_a_postgres_restart_still_finds_its_customer(
+    restartable_postgres: RestartablePostgres, tmp_path: Path
+) -> None:
+    url = restartable_postgres.url
+    await import_contacts(url, write_csv(tmp_path / "crm.csv", CUSTOMERS), None)
+    clock = FakeClock()
+    async with ContactDirectory(url, ttl_seconds=1, timeout_seconds=5, clock=clock) as directory:
+        assert await directory.get("84951234567") is not None
+        await asyncio.to_thread(restartable_postgres.stop)
+        await asyncio.to_thread(restartable_postgres.start)
+        clock.now += 2
+        again = await directory.get("84957654321")  # the pooled connection is dead
+        assert again is not None and again.name == "Петрова Анна"

@@ -19,7 +19,7 @@ from pbx_service.contacts import (
     import_contacts,
     lookup,
 )
-from pbx_service.contacts.directory import _lookup_query
+from pbx_service.contacts.directory import LOOKUP_SQL
 from pbx_service.store.embedded import asyncpg_dsn
 from pbx_service.store.errors import DatabaseUnavailableError, StoreError
 from tests.store.helpers import UNREACHABLE_URL, fetch
@@ -333,9 +333,7 @@ async def test_lookup_is_an_index_probe(database_url: str) -> None:
         ANALYZE contacts; ANALYZE contact_numbers;
         """,
     )
-    stmt = _lookup_query("+74950012345")
-    compiled = stmt.compile(compile_kwargs={"literal_binds": True})
-    plan = await fetch(database_url, f"EXPLAIN {compiled}")
+    plan = await fetch(database_url, f"EXPLAIN {LOOKUP_SQL}", "+74950012345")
     text = "\n".join(r[0] for r in plan)
     assert "uq_contact_numbers_number" in text, text
     assert "Seq Scan" not in text, text
