@@ -12,12 +12,21 @@ import contextlib
 import logging
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import platformdirs
 
+from pbx_service.agi.server import FastAgiServer, Handler
 from pbx_service.ari import AriClient
 from pbx_service.audio import check_prompts, render_problems, shipped_prompts_dir
+from pbx_service.callbacks.outbound import (
+    RESULT_ROUTE,
+    ROUTE,
+    make_outbound_result_route,
+    make_outbound_route,
+)
+from pbx_service.callbacks.queue import DEVICE_STATE, device_state_for, due_count, release_stale
 from pbx_service.calls.app import CallApplication
 from pbx_service.config import Config
 from pbx_service.errors import PbxError
@@ -88,6 +97,8 @@ class Daemon:
         self.client: AriClient | None = None
         self.app: CallApplication | None = None
         self._events_task: asyncio.Task[None] | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+        self.agi: FastAgiServer | None = None
 
     @property
     def database(self) -> Database:
@@ -123,7 +134,41 @@ class Daemon:
             self.client.rest, self.config, self.writer.submit, node=self.node
         )
         self._events_task = asyncio.create_task(self.client.run(self.app), name="ari-events")
+        if self.config.agi.enabled:
+            self.agi = FastAgiServer(
+                self._agi_routes(), host=self.config.agi.host, port=self.config.agi.port
+            )
+            await self.agi.start()
+            log.info("FastAGI listening on %s:%d", self.config.agi.host, self.agi.port)
+        self._housekeeping = asyncio.create_task(self._callback_queue(), name="callback-queue")
         log.info("daemon started: ARI %s app %s, node %s", ari.url, ari.app, self.node)
+
+    def _agi_routes(self) -> dict[str, Handler]:
+        url = self.database.url
+        routes: dict[str, Handler] = {RESULT_ROUTE: make_outbound_result_route(url)}
+        company = self.config.outbound.company_number
+        if company:
+            routes[ROUTE] = make_outbound_route(
+                url, company_number=company, company_name=self.config.outbound.company_name
+            )
+        return routes
+
+    async def _callback_queue(self) -> None:
+        """Return stale claims to the queue and light the callbacks BLF key while tasks are
+        due (device state Stasis:pbx-callbacks, shown by `devstate list` too)."""
+        url = self.database.url
+        stale = timedelta(minutes=self.config.callbacks.stale_claim_minutes)
+        published: str | None = None
+        while True:
+            try:
+                await release_stale(url, stale)
+                state = device_state_for(await due_count(url))
+                if state != published and self.client is not None and self.client.connected:
+                    await self.client.rest.set_device_state(DEVICE_STATE, state)
+                    published = state
+            except PbxError as exc:
+                log.warning("callback queue housekeeping failed, will retry: %s", exc)
+            await asyncio.sleep(self.config.callbacks.check_seconds)
 
     async def wait_connected(self, timeout: float) -> None:
         assert self.client is not None
@@ -136,6 +181,12 @@ class Daemon:
         raise DaemonError("the ARI events task ended unexpectedly")
 
     async def stop(self, drain_seconds: float = 5.0) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+        if self.agi is not None:
+            await self.agi.close()
         if self.client is not None:
             await self.client.close()
         if self._events_task is not None:

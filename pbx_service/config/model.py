@@ -112,7 +112,38 @@ class FlowSettings(Strict):
     voicemail: VoicemailSettings = VoicemailSettings()
 
 
+class AgiSettings(Strict):
+    enabled: bool = Field(True, description="Serve FastAGI (outbound calls from phones).")
+    host: str = "127.0.0.1"
+    port: int = Field(4573, ge=0, le=65535, description="0: any free port (tests).")
+
+
+class OutboundSettings(Strict):
+    company_number: str | None = Field(
+        None,
+        description="The one number customers see on calls from internal phones (E.164). "
+        "Without it, outbound calls keep the phone's own caller ID.",
+    )
+    company_name: str | None = None
+
+    @field_validator("company_number")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\+[1-9][0-9]{6,14}", value):
+            raise ValueError("must be in E.164 form, such as +74952223344")
+        return value
+
+
 class CallbackSettings(Strict):
+    check_seconds: float = Field(
+        10,
+        gt=0,
+        le=3600,
+        description="How often the queue's BLF state and stale claims are checked.",
+    )
+    stale_claim_minutes: float = Field(
+        30, gt=0, description="A claimed task nobody finished returns to the queue after this."
+    )
     sla_minutes: float = Field(
         30,
         ge=0,
@@ -152,6 +183,8 @@ class Config(Strict):
         default_factory=AfterHoursPolicy, description="What happens to calls while closed."
     )
     callbacks: CallbackSettings = CallbackSettings()
+    agi: AgiSettings = AgiSettings()
+    outbound: OutboundSettings = OutboundSettings()
     log_level: LogLevel = "INFO"
 
     @model_validator(mode="after")
@@ -174,7 +207,10 @@ class Config(Strict):
         check_staff(self.agents, self.teams)
         if self.ivr is not None:
             problems = check_references(
-                self.ivr, set(self.teams), set(self.voicemail_boxes), lambda _name: True,
+                self.ivr,
+                set(self.teams),
+                set(self.voicemail_boxes),
+                lambda _name: True,
                 self_services=set(),
             )
             if problems:
