@@ -15,6 +15,7 @@ from pbx_service.contacts.importer import (
     ParsedCsv,
     PhoneColumn,
     import_contacts,
+    import_parsed,
     parse_csv,
 )
 from pbx_service.contacts.model import EMPTY_TIER, Contact, parse_tier
@@ -31,6 +32,7 @@ __all__ = [
     "ParsedCsv",
     "PhoneColumn",
     "import_contacts",
+    "import_parsed",
     "lookup",
     "normalise_caller",
     "parse_csv",

@@ -16,10 +16,13 @@ from pbx_service.contacts import (
     ColumnMapping,
     ColumnMappingError,
     ContactFileError,
+    ParsedCsv,
     import_contacts,
+    import_parsed,
     lookup,
 )
 from pbx_service.contacts.directory import LOOKUP_SQL
+from pbx_service.contacts.importer import ContactRow
 from pbx_service.store.embedded import asyncpg_dsn
 from pbx_service.store.errors import DatabaseUnavailableError, StoreError
 from tests.store.helpers import UNREACHABLE_URL, fetch
@@ -339,3 +342,33 @@ async def test_lookup_is_an_index_probe(database_url: str) -> None:
     assert "Seq Scan" not in text, text
     found = await lookup(database_url, "8 495 001-23-45")
     assert found is not None and found.name == "c12345"
+
+
+async def test_an_export_bigger_than_the_statement_parameter_limit(database_url: str) -> None:
+    # 33,000 numbers: more than the 32,767 parameters one PostgreSQL statement may take.
+    mapping = ColumnMapping.parse("name=ФИО,phones=Телефон")
+    rows = [
+        ContactRow(
+            row=i + 2,
+            name=f"Клиент {i}",
+            numbers=((f"+7495{i:07d}", "work"), (f"+7916{i:07d}", "mobile")),
+        )
+        for i in range(16_500)
+    ]
+    parsed = ParsedCsv(
+        rows=rows,
+        skipped=[],
+        warnings=[],
+        duplicates={},
+        mapping=mapping,
+        encoding="utf-8",
+        delimiter=",",
+        data_rows=len(rows),
+    )
+    report = await import_parsed(database_url, parsed)
+    assert (report.imported, report.skipped) == (16_500, [])
+    again = await import_parsed(database_url, parsed)
+    assert (again.imported, again.updated) == (0, 16_500)
+    assert await count(database_url) == (16_500, 33_000)
+    found = await lookup(database_url, "8 916 001-64-99")
+    assert found is not None and found.name == "Клиент 16499"
