@@ -377,6 +377,22 @@ def sniff_delimiter(text_: str) -> str:
     return best
 
 
+def _distinct_headers(raw: Sequence[str]) -> list[str]:
+    """The header row with repeats numbered: CRMs export "Телефон", "Телефон", and the
+    second becomes "Телефон (2)" (which a mapping can name)."""
+    headers: list[str] = []
+    seen: set[str] = set()
+    for cell in raw:
+        header = cell.replace("\ufeff", "").strip()
+        candidate, n = header, 1
+        while _header_key(candidate) in seen:
+            n += 1
+            candidate = f"{header} ({n})"
+        seen.add(_header_key(candidate))
+        headers.append(candidate)
+    return headers
+
+
 def _cell(record: Sequence[str], index: dict[str, int], header: str | None) -> str | None:
     """The stripped cell of ``header``; None when the mapping has no such column."""
     if header is None:
@@ -422,10 +438,8 @@ def parse_csv(
     header_at = next((i for i, r in enumerate(records) if any(c.strip() for c in r)), None)
     if header_at is None:
         raise ContactFileError("the file is empty: no header row")
-    headers = [h.replace("\ufeff", "").strip() for h in records[header_at]]
-    index: dict[str, int] = {}
-    for i, h in enumerate(headers):
-        index.setdefault(_header_key(h), i)
+    headers = _distinct_headers(records[header_at])
+    index = {_header_key(h): i for i, h in enumerate(headers)}
     if mapping is None:
         mapping = ColumnMapping.detect(headers)
     absent = [c for c in mapping.columns() if _header_key(c) not in index]

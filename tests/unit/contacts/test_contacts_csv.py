@@ -346,3 +346,14 @@ def test_report_render_lists_skips_warnings_and_moves() -> None:
         "warnings:",
         "  row 5: ignored invalid number '1'; kept the others",
     ]
+
+
+def test_repeated_headers_are_numbered_and_all_read() -> None:
+    data = csv_bytes(
+        [["ФИО", "Телефон", "Телефон", ""], ["Иванов", "84951234567", "84957654321", "x"]]
+    )
+    parsed = parse_csv(data)
+    assert [p.header for p in parsed.mapping.phones] == ["Телефон", "Телефон (2)"]
+    assert [n for n, _ in parsed.rows[0].numbers] == ["+74951234567", "+74957654321"]
+    mapped = parse_csv(data, ColumnMapping.parse("name=ФИО,phones=Телефон (2)"))
+    assert [n for n, _ in mapped.rows[0].numbers] == ["+74957654321"]
