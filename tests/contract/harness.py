@@ -553,7 +553,7 @@ class Replay:
         *,
         time_scale: float = 1.0,
         grace: float = 0.15,
-        soft_grace: float = 0.05,
+        soft_grace: float = 0.015,
         username: str = DEFAULT_USER,
         password: str = DEFAULT_PASSWORD,
     ) -> None:
