@@ -209,7 +209,8 @@ def voicemail_call(n: int = 0, **overrides: Any) -> CallRecord:
 
 
 def abandoned_call(n: int = 0, **overrides: Any) -> CallRecord:
-    return voicemail_call(n, outcome=Outcome.ABANDONED, voicemail=None, **overrides)
+    """An ended call that reached nobody and left no message."""
+    return voicemail_call(n, **{"outcome": Outcome.ABANDONED, "voicemail": None, **overrides})
 
 
 async def log_calls(
