@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
+import orjson
 import pytest
 
 from pbx_service.config.notify import NotifySettings
@@ -163,7 +164,7 @@ async def test_the_directory_fills_in_company_and_tier(database_url: str) -> Non
     await with_conn(database_url, add)
     await log_calls(database_url, SETTINGS, voicemail_call(0, caller_number=NUMBER))
     [row] = await rows(database_url, "target = 'email'")
-    caller = outbox.orjson.loads(row["payload"])["caller"]
+    caller = orjson.loads(row["payload"])["caller"]
     assert caller == {
         "number": NUMBER,
         "name": "Иван Петров",
