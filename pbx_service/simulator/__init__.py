@@ -38,7 +38,11 @@ HTTP control API (JSON, no auth, outside /ari; `pbx_service.simulator.control`):
 
 Steps are described in `pbx_service.simulator.scripted`; phone behaviours in
 `pbx_service.simulator.phones`. Timed behaviour (playbacks, recordings, DTMF, phone delays,
-originate timeouts, dialplan waits) runs on `time_scale`; event order does not depend on it.
+dialplan waits, the reception fallback's ring time) runs on `time_scale`. The `timeout` a
+client gives to `POST /channels` or `/dial` is the client's own and runs on the wall clock,
+so it keeps its order with the client's timers (a daemon ringing agents for 15 s and passing
+Asterisk a 20 s backstop); a client that runs on the scaled clock itself (a trace replay)
+passes `scale_client_timeouts=True`.
 
 Deviations from Asterisk are listed in `DEVIATIONS` below.
 """
@@ -150,6 +154,7 @@ class Simulator:
         trunks: Sequence[str] = ("trunk",),
         stasis_app: str = "pbx-service",
         local_idle_media: str = "silence",
+        scale_client_timeouts: bool = False,
     ) -> None:
         if time_scale <= 0:
             raise SimulatorError(f"time_scale must be > 0, got {time_scale}")
@@ -171,6 +176,7 @@ class Simulator:
             trunks=tuple(trunks),
             stasis_app=stasis_app,
             local_idle_media=local_idle_media,
+            scale_client_timeouts=scale_client_timeouts,
         )
         self.config.recordings_dir.mkdir(parents=True, exist_ok=True)
         self.engine = Engine(self.config)

@@ -52,6 +52,7 @@ class SimConfig:
     trunks: tuple[str, ...] = ("trunk",)
     stasis_app: str = "pbx-service"
     local_idle_media: str = "silence"  # or "none": Asterisk's Local-channel quirk (trace 04)
+    scale_client_timeouts: bool = False  # originate/dial `timeout` on the scaled clock too
 
 
 @dataclasses.dataclass

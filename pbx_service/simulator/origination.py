@@ -329,7 +329,12 @@ def _pjsip_channel(engine: Engine, stem: str, params: dict[str, str], phone: Pho
 
 
 async def _dial_timeout(engine: Engine, channel: Channel, seconds: float) -> None:
-    await engine.sleep(seconds)
+    # The client asked for this timeout; by default it runs on the client's (wall) clock so
+    # it stays ordered with the client's own timers (see `scale_client_timeouts`).
+    if engine.config.scale_client_timeouts:
+        await engine.sleep(seconds)
+    else:
+        await asyncio.sleep(seconds)
     dial = channel.dialing
     if not isinstance(dial, DialState) or dial.answered or channel.hanging_up:
         return

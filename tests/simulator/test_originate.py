@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import pathlib
 
 import aiohttp
 
 from pbx_service.simulator import PhoneBehaviour, Simulator
-from tests.simulator.conftest import Connect
+from tests.simulator.conftest import AUTH_HEADERS, Connect
 
 
 async def test_local_originate_like_trace_01(
@@ -114,7 +115,7 @@ async def test_originate_to_phones_each_behaviour(
         "StasisStart", "ChannelHangupRequest", "StasisEnd", "ChannelVarset",
         "ChannelDestroyed"]
 
-    ringing = await (await originate("PJSIP/102", timeout="3")).json()
+    ringing = await (await originate("PJSIP/102", timeout="1")).json()
     gone = await pbx.wait_for("ChannelDestroyed", channel__id=ringing["id"])
     assert (gone["cause"], gone["cause_txt"]) == (19, "User alerting, no answer")
 
@@ -213,7 +214,7 @@ async def test_outside_numbers_behind_the_trunk(
     # A number without a registered phone rings until the originate timeout.
     async with http.post(f"{sim.base_url}/channels", params={
             "endpoint": "PJSIP/+79990000000@trunk", "app": "pbx-service",
-            "timeout": "2"}) as response:
+            "timeout": "1"}) as response:
         ringing = await response.json()
     await pbx.wait_for("Dial", peer__id=ringing["id"], dialstatus="RINGING")
     gone = await pbx.wait_for("ChannelDestroyed", channel__id=ringing["id"])
@@ -221,3 +222,31 @@ async def test_outside_numbers_behind_the_trunk(
     async with http.post(f"{sim.base_url}/channels", params={
             "endpoint": "PJSIP/+7999@nosuchtrunk", "app": "pbx-service"}) as response:
         assert response.status == 500
+
+
+async def test_client_timeouts_wall_clock_or_scaled(tmp_path: pathlib.Path) -> None:
+    """The originate `timeout` runs on the wall clock unless scale_client_timeouts=True."""
+    seconds: dict[bool, float] = {}
+    for scaled in (False, True):
+        sim = Simulator(recordings_dir=tmp_path / str(scaled), time_scale=0.1,
+                        scale_client_timeouts=scaled)
+        sim.add_phone("PJSIP/102", PhoneBehaviour.never_answers())
+        await sim.start()
+        try:
+            async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
+                connect = Connect(sim, http)
+                pbx = await connect("pbx-service")
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                async with http.post(f"{sim.base_url}/channels", params={
+                        "endpoint": "PJSIP/102", "app": "pbx-service",
+                        "timeout": "1"}) as response:
+                    channel_id = (await response.json())["id"]
+                gone = await pbx.wait_for("ChannelDestroyed", channel__id=channel_id)
+                seconds[scaled] = loop.time() - started
+                assert gone["cause"] == 19
+                await pbx.close()
+        finally:
+            await sim.stop()
+    assert seconds[False] >= 0.95
+    assert seconds[True] < 0.5
