@@ -18,6 +18,7 @@ import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
 from pbx_service.calls.numbers import to_e164
 from pbx_service.calls.queueing import Tier
+from pbx_service.contacts.errors import DirectorySettingsError
 from pbx_service.contacts.model import Contact
 from pbx_service.store.embedded import asyncpg_dsn, normalize_database_url
 from pbx_service.store.errors import DatabaseUnavailableError, StoreError
@@ -120,7 +121,11 @@ class ContactDirectory:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if ttl_seconds < 0 or timeout_seconds <= 0 or max_entries < 1:
-            raise ValueError("ttl_seconds >= 0, timeout_seconds > 0 and max_entries >= 1")
+            raise DirectorySettingsError(
+                f"contacts directory needs ttl_seconds >= 0 (got {ttl_seconds}), "
+                f"timeout_seconds > 0 (got {timeout_seconds}) and max_entries >= 1 "
+                f"(got {max_entries})"
+            )
         self._url = normalize_database_url(database_url)
         self._ttl = ttl_seconds
         self._region = default_region

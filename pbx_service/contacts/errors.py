@@ -25,3 +25,9 @@ class ContactFileError(ContactsError):
     """A contacts file that cannot be read as CSV: missing, undecodable, no header row."""
 
     error_id = "contacts-bad-file"
+
+
+class DirectorySettingsError(ContactsError, ValueError):
+    """A `ContactDirectory` built with settings it cannot work with."""
+
+    error_id = "contacts-bad-directory-settings"

@@ -11,6 +11,7 @@ import pytest
 
 from pbx_service.calls.queueing import Tier
 from pbx_service.contacts import ContactDirectory, import_contacts
+from pbx_service.contacts.errors import DirectorySettingsError
 from tests.fixtures.database import PostgresServer, RestartablePostgres
 from tests.store.helpers import UNREACHABLE_URL
 from tests.store.test_contacts_import import CUSTOMERS, write_csv
@@ -125,7 +126,7 @@ async def test_unreachable_database_means_unknown_callers() -> None:
 
 
 def test_bad_settings_are_refused() -> None:
-    with pytest.raises(ValueError, match="max_entries"):
+    with pytest.raises(DirectorySettingsError, match=r"max_entries >= 1 \(got 0\)"):
         ContactDirectory(UNREACHABLE_URL, max_entries=0)
 
 
