@@ -32,7 +32,7 @@ from pbx_service.notify.errors import DeliveryError, DispatcherStateError, Perma
 from pbx_service.notify.outbox import ClaimedNotification
 from pbx_service.notify.render import build_email
 from pbx_service.notify.smtp import Mailer, SmtpMailer
-from pbx_service.notify.webhook import WebhookRetryLater, post, signed_request
+from pbx_service.notify.webhook import WebhookRetryLater, post, redact_url, signed_request
 from pbx_service.store.embedded import asyncpg_dsn
 
 log = logging.getLogger(__name__)
@@ -280,7 +280,7 @@ class NotificationDispatcher:
                     hook = self._webhook(item.target)
                     if hook is None:
                         raise PermanentDeliveryError(
-                            f"webhook {item.target} is no longer configured"
+                            f"webhook {redact_url(item.target)} is no longer configured"
                         )
                     max_attempts = hook.max_attempts
                     await self._send_webhook(item, hook)
@@ -307,7 +307,7 @@ class NotificationDispatcher:
                 item.id,
                 item.kind,
                 item.channel,
-                item.target,
+                redact_url(item.target),
                 item.attempt,
                 time.monotonic() - started,
             )
@@ -353,7 +353,7 @@ class NotificationDispatcher:
             item.id,
             item.kind,
             item.channel,
-            item.target,
+            redact_url(item.target),
             item.attempt,
             error,
         )
@@ -380,7 +380,7 @@ class NotificationDispatcher:
             item.id,
             item.kind,
             item.channel,
-            item.target,
+            redact_url(item.target),
             item.attempt,
             max_attempts,
             error,

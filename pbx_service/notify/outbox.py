@@ -380,3 +380,16 @@ async def seconds_until_due(conn: asyncpg.Connection) -> float | None:
 async def status_counts(conn: asyncpg.Connection) -> dict[str, int]:
     """How many notifications are in each status (for ops pages and tests)."""
     return {row[0]: int(row[1]) for row in await conn.fetch(_COUNTS_SQL)}
+
+
+_PURGE_SQL = """
+DELETE FROM notifications
+WHERE status IN ('delivered', 'failed') AND created_at < $1
+"""
+
+
+async def delete_settled(conn: asyncpg.Connection, before: datetime) -> int:
+    """Delete delivered and failed notifications created before ``before`` (retention);
+    pending ones are kept whatever their age. Returns how many were deleted."""
+    status: str = await conn.execute(_PURGE_SQL, before)
+    return int(status.rsplit(" ", 1)[-1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -33,6 +34,14 @@ class WebhookRetryLater(DeliveryError):
     def __init__(self, message: str, retry_after: float | None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for logs and ``last_error``: a query string often carries a token."""
+    parts = urlsplit(url)
+    if not parts.query and not parts.fragment:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "…" if parts.query else "", ""))
 
 
 def classify(status: int) -> str:
@@ -81,6 +90,7 @@ async def post(
 ) -> int:
     """POST once; returns the 2xx status or raises `DeliveryError` (retry) or
     `PermanentDeliveryError` (give up)."""
+    shown = redact_url(hook.url)
     try:
         async with session.post(
             hook.url,
@@ -96,13 +106,13 @@ async def post(
                 excerpt = (": " + " ".join(text.split())) if text.strip() else ""
             retry_after = _retry_after(response.headers.get("Retry-After"))
     except TimeoutError as exc:
-        raise DeliveryError(f"POST {hook.url}: no answer within {hook.timeout:g}s") from exc
+        raise DeliveryError(f"POST {shown}: no answer within {hook.timeout:g}s") from exc
     except aiohttp.ClientError as exc:
-        raise DeliveryError(f"POST {hook.url}: {type(exc).__name__}: {exc}") from exc
+        raise DeliveryError(f"POST {shown}: {type(exc).__name__}: {exc}") from exc
     verdict = classify(status)
     if verdict == "delivered":
         return status
-    message = f"POST {hook.url} -> HTTP {status}{excerpt}"
+    message = f"POST {shown} -> HTTP {status}{excerpt}"
     if verdict == "retry":
         raise WebhookRetryLater(message, retry_after)
     raise PermanentDeliveryError(message)

@@ -283,6 +283,20 @@ async def test_a_retry_is_not_due_before_its_delay(database_url: str) -> None:
     assert row["last_error"] == "HTTP 503"
 
 
+async def test_retention_deletes_only_settled_notifications(database_url: str) -> None:
+    async def run(conn: asyncpg.Connection) -> None:
+        await _queue(conn, 3)
+        delivered, failed = await claim(conn, limit=2, lease_seconds=30, node="a")
+        assert await mark_delivered(conn, delivered)
+        assert await outbox.mark_failed(conn, failed, "HTTP 404")
+        now = await conn.fetchval("SELECT now()")
+        assert await outbox.delete_settled(conn, now - timedelta(hours=1)) == 0
+        assert await outbox.delete_settled(conn, now + timedelta(seconds=1)) == 2
+        assert await outbox.status_counts(conn) == {"pending": 1}
+
+    await with_conn(database_url, run)
+
+
 @pytest.mark.skipif(
     "notify" not in inspect.signature(CallLogWriter).parameters,
     reason="CallLogWriter has no notify= parameter yet: the lead wires "

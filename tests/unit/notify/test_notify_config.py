@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from pbx_service.config.notify import NotifySettings
 from pbx_service.notify.outbox import Destination, destinations
-from pbx_service.notify.webhook import classify
+from pbx_service.notify.webhook import classify, redact_url
 
 SECRET = "0123456789abcdef0123"
 EXAMPLE = """
@@ -133,3 +133,8 @@ def test_settings_are_frozen() -> None:
 )
 def test_http_status_verdicts(status: int, verdict: str) -> None:
     assert classify(status) == verdict
+
+
+def test_urls_in_logs_lose_their_query_string() -> None:
+    assert redact_url("https://crm.example.com/h?token=s3cret#x") == "https://crm.example.com/h?…"
+    assert redact_url("https://crm.example.com/h") == "https://crm.example.com/h"
