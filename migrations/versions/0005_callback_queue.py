@@ -1,7 +1,7 @@
 """Callback queue: outbound calls from internal phones, linked to the task each one closed.
 
 Revision ID: 0005_callback_queue
-Revises: 0002_callback_tasks
+Revises: 0004_notifications
 Create Date: 2026-11-25
 
 A table of its own rather than rows in ``calls``: ``calls`` is the inbound call log whose every
@@ -19,8 +19,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0005_callback_queue"
-# The lead re-chains this after 0003/0004 when merging; nothing here depends on them.
-down_revision: str | Sequence[str] | None = "0002_callback_tasks"
+down_revision: str | Sequence[str] | None = "0004_notifications"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
