@@ -91,6 +91,23 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--format", choices=["table", "json", "csv"], default="table")
         p.set_defaults(handler=cmd_callbacks)
 
+    contacts = sub.add_parser("contacts", help="the known-customers directory")
+    contacts_sub = contacts.add_subparsers(dest="contacts_command", required=True)
+    imp = contacts_sub.add_parser("import", help="import a CRM CSV export (one transaction)")
+    imp.add_argument("file", type=Path)
+    imp.add_argument(
+        "--map",
+        help="column mapping, e.g. 'name=ФИО,company=Компания,tier=Категория,"
+        "phones=Телефон;Мобильный,manager=Менеджер,id=ID' (default: detect from headers)",
+    )
+    imp.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
+    imp.add_argument("--replace", action="store_true", help="numbers move to the file's owner")
+    imp.add_argument("--region", default="RU", help="country for numbers without +code")
+    imp.add_argument("--encoding", help="default: detect (UTF-8, cp1251, UTF-16)")
+    imp.add_argument("--delimiter", help="default: detect (',', ';', tab)")
+    imp.add_argument("--config", "-c", type=Path, help="YAML config (for the database)")
+    imp.set_defaults(handler=cmd_contacts_import)
+
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="create or migrate the schema to the latest version")
@@ -314,6 +331,34 @@ def cmd_callbacks(args: argparse.Namespace) -> int:
     if text:
         print(text)
     return code
+
+
+def cmd_contacts_import(args: argparse.Namespace) -> int:
+    from pbx_service.contacts import ColumnMapping, import_contacts
+    from pbx_service.store.migrate import upgrade
+
+    mapping = ColumnMapping.parse(args.map) if args.map else None
+
+    async def go() -> int:
+        url, database = await _database_url(_load_optional(args.config))
+        try:
+            await upgrade(url)
+            report = await import_contacts(
+                url,
+                args.file,
+                mapping,
+                default_region=args.region,
+                dry_run=args.dry_run,
+                replace=args.replace,
+                encoding=args.encoding,
+                delimiter=args.delimiter,
+            )
+        finally:
+            await database.close()  # type: ignore[attr-defined]
+        print(report.render())
+        return 1 if report.skipped else 0
+
+    return asyncio.run(go())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
