@@ -160,12 +160,16 @@ class Simulator:
             raise SimulatorError(f"time_scale must be > 0, got {time_scale}")
         if local_idle_media not in ("silence", "none"):
             raise SimulatorError(
-                f"local_idle_media must be 'silence' or 'none', got {local_idle_media!r}")
+                f"local_idle_media must be 'silence' or 'none', got {local_idle_media!r}"
+            )
         if recordings_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="pbx-sim-recordings-")
             recordings_dir = self._tmp.name
-        dirs = ([(prefix, pathlib.Path(path)) for prefix, path in sound_dirs]
-                if sound_dirs is not None else _default_sound_dirs())
+        dirs = (
+            [(prefix, pathlib.Path(path)) for prefix, path in sound_dirs]
+            if sound_dirs is not None
+            else _default_sound_dirs()
+        )
         self.config = SimConfig(
             sound_dirs=dirs,
             recordings_dir=pathlib.Path(recordings_dir),

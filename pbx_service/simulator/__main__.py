@@ -18,20 +18,35 @@ def _sound_dir(text: str) -> tuple[str, pathlib.Path]:
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments and serve."""
-    parser = argparse.ArgumentParser(prog="python -m pbx_service.simulator",
-                                     description="ARI simulator behaving like Asterisk 22")
+    parser = argparse.ArgumentParser(
+        prog="python -m pbx_service.simulator",
+        description="ARI simulator behaving like Asterisk 22",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8088)
     parser.add_argument("--username", default="pbx-service")
     parser.add_argument("--password", default="secret")
     parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument("--recordings-dir", type=pathlib.Path, default=None)
-    parser.add_argument("--sound-dir", action="append", type=_sound_dir, default=None,
-                        help="[PREFIX=]DIR laid out as DIR/<lang>/NAME.wav (repeatable)")
-    parser.add_argument("--fallback-endpoint", action="append", default=[],
-                        help="reception endpoint rung when pbx-service is down (repeatable)")
-    parser.add_argument("--phone", action="append", default=[],
-                        help="ENDPOINT[=ANSWER_AFTER|never|busy|offline] (repeatable)")
+    parser.add_argument(
+        "--sound-dir",
+        action="append",
+        type=_sound_dir,
+        default=None,
+        help="[PREFIX=]DIR laid out as DIR/<lang>/NAME.wav (repeatable)",
+    )
+    parser.add_argument(
+        "--fallback-endpoint",
+        action="append",
+        default=[],
+        help="reception endpoint rung when pbx-service is down (repeatable)",
+    )
+    parser.add_argument(
+        "--phone",
+        action="append",
+        default=[],
+        help="ENDPOINT[=ANSWER_AFTER|never|busy|offline] (repeatable)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     asyncio.run(_serve(args))
@@ -48,9 +63,14 @@ def _behaviour(spec: str) -> PhoneBehaviour:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    sim = Simulator(username=args.username, password=args.password,
-                    sound_dirs=args.sound_dir, recordings_dir=args.recordings_dir,
-                    time_scale=args.time_scale, fallback_endpoints=args.fallback_endpoint)
+    sim = Simulator(
+        username=args.username,
+        password=args.password,
+        sound_dirs=args.sound_dir,
+        recordings_dir=args.recordings_dir,
+        time_scale=args.time_scale,
+        fallback_endpoints=args.fallback_endpoint,
+    )
     for spec in args.phone:
         endpoint, _, behaviour = spec.partition("=")
         sim.add_phone(endpoint, _behaviour(behaviour))

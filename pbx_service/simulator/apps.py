@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from pbx_service.simulator.events import envelope
+
 log = logging.getLogger(__name__)
 
 
@@ -100,8 +102,6 @@ class AppRegistry:
 
     def attach(self, socket: EventSocket, subscribe_all: bool) -> None:
         """Register a new socket; the older socket of each app gets ApplicationReplaced."""
-        from pbx_service.simulator.events import envelope
-
         for name in socket.apps:
             app = self.ensure(name)
             old = app.socket

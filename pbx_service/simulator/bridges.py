@@ -57,8 +57,9 @@ class Bridge:
             return "holding_bridge"
         if self.technology_override is not None:
             return self.technology_override
-        count = len(self.channels) + int(self.moh_class is not None) + int(
-            self.recording is not None)
+        count = (
+            len(self.channels) + int(self.moh_class is not None) + int(self.recording is not None)
+        )
         return "softmix" if count > 2 else "simple_bridge"
 
     def to_json(self) -> dict[str, Any]:

@@ -1,15 +1,15 @@
 """`/_sim/` control endpoints (JSON, no auth) for tests and demos.
 
-  GET  /_sim/requests                      the REST request log (method, path, query, body, status)
-  DELETE /_sim/requests                    clear it
-  GET  /_sim/phones                        registered phones with behaviour and call log
-  PUT  /_sim/phones/{tech}/{resource}      body: PhoneBehaviour fields -> register / change
-  DELETE /_sim/phones/{tech}/{resource}    unregister
-  POST /_sim/calls                         body: {"caller_number", "did", "caller_name"?,
-                                           "steps": [...]} -> 201 {"channel_id", ...}
-  GET  /_sim/calls                         all scripted calls' transcripts
-  GET  /_sim/calls/{channel_id}            one transcript (`ended`: bool)
-  GET  /_sim/log                           call log: inbound calls, fallbacks, voicemails
+GET  /_sim/requests                      the REST request log (method, path, query, body, status)
+DELETE /_sim/requests                    clear it
+GET  /_sim/phones                        registered phones with behaviour and call log
+PUT  /_sim/phones/{tech}/{resource}      body: PhoneBehaviour fields -> register / change
+DELETE /_sim/phones/{tech}/{resource}    unregister
+POST /_sim/calls                         body: {"caller_number", "did", "caller_name"?,
+                                         "steps": [...]} -> 201 {"channel_id", ...}
+GET  /_sim/calls                         all scripted calls' transcripts
+GET  /_sim/calls/{channel_id}            one transcript (`ended`: bool)
+GET  /_sim/log                           call log: inbound calls, fallbacks, voicemails
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 
 def _json(status: int, body: Any) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body, default=_default),
-                        content_type="application/json")
+    return web.Response(
+        status=status, body=orjson.dumps(body, default=_default), content_type="application/json"
+    )
 
 
 def _default(value: Any) -> Any:
@@ -59,11 +60,18 @@ def control_routes(sim: Simulator) -> list[tuple[str, str, Any]]:
         return _json(200, [])
 
     async def get_phones(request: web.Request) -> web.Response:
-        return _json(200, [
-            {"endpoint": p.endpoint, "state": p.state, "behaviour": p.behaviour.to_json(),
-             "calls": p.calls}
-            for p in sim.engine.phones.values()
-        ])
+        return _json(
+            200,
+            [
+                {
+                    "endpoint": p.endpoint,
+                    "state": p.state,
+                    "behaviour": p.behaviour.to_json(),
+                    "calls": p.calls,
+                }
+                for p in sim.engine.phones.values()
+            ],
+        )
 
     async def put_phone(request: web.Request) -> web.Response:
         endpoint = f"{request.match_info['tech']}/{request.match_info['resource']}"
@@ -91,15 +99,20 @@ def control_routes(sim: Simulator) -> list[tuple[str, str, Any]]:
             steps = [parse_step(step) for step in body.get("steps", [])]
         except ScriptError as exc:
             return _json(400, {"message": str(exc)})
-        handle = await sim.place_call(str(body["caller_number"]), str(body["did"]),
-                                      caller_name=body.get("caller_name"), steps=steps)
-        return _json(201, {"channel_id": handle.channel_id,
-                           "channel_name": handle.transcript.channel_name})
+        handle = await sim.place_call(
+            str(body["caller_number"]),
+            str(body["did"]),
+            caller_name=body.get("caller_name"),
+            steps=steps,
+        )
+        return _json(
+            201, {"channel_id": handle.channel_id, "channel_name": handle.transcript.channel_name}
+        )
 
     async def list_calls(request: web.Request) -> web.Response:
-        return _json(200, [
-            {**h.transcript.to_json(), "ended": h.ended.done()} for h in sim.calls.values()
-        ])
+        return _json(
+            200, [{**h.transcript.to_json(), "ended": h.ended.done()} for h in sim.calls.values()]
+        )
 
     async def get_call(request: web.Request) -> web.Response:
         handle = sim.calls.get(request.match_info["channel_id"])

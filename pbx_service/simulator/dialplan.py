@@ -88,8 +88,16 @@ class Dialplan:
             "from-trunk": [
                 ("_X.", _FROM_TRUNK_HEAD + fallback),
                 ("_+X.", _FROM_TRUNK_HEAD + fallback),
-                ("h", [Line("NoOp", "from-trunk hangup: STASISSTATUS=${STASISSTATUS} "
-                                    "HANGUPCAUSE=${HANGUPCAUSE}")]),
+                (
+                    "h",
+                    [
+                        Line(
+                            "NoOp",
+                            "from-trunk hangup: STASISSTATUS=${STASISSTATUS} "
+                            "HANGUPCAUSE=${HANGUPCAUSE}",
+                        )
+                    ],
+                ),
             ],
             "test-caller": [
                 ("s", [Line("Stasis", "caller-sim,role=caller")]),
@@ -99,37 +107,60 @@ class Dialplan:
             "test-busy": [("_X.", [Line("Busy", "30")])],
             "test-congestion": [("_X.", [Line("Congestion", "30")])],
             "rec-agent-phone": [
-                ("_X.", [
-                    Line("NoOp", "agent phone ${EXTEN}: CALLERID(all)=${CALLERID(all)} "
-                                 "CONNECTEDLINE(all)=${CONNECTEDLINE(all)}"),
-                    Line("Stasis", "caller-sim,role=${EXTEN}"),
-                    Line("Hangup"),
-                ]),
+                (
+                    "_X.",
+                    [
+                        Line(
+                            "NoOp",
+                            "agent phone ${EXTEN}: CALLERID(all)=${CALLERID(all)} "
+                            "CONNECTEDLINE(all)=${CONNECTEDLINE(all)}",
+                        ),
+                        Line("Stasis", "caller-sim,role=${EXTEN}"),
+                        Line("Hangup"),
+                    ],
+                ),
             ],
             "rec-devstate": [
-                ("s", [
-                    Line("NoOp", "rec-devstate: DS=${DEVICE_STATE(Stasis:pbx-callbacks)}"),
-                    Line("Set", "DS=${DEVICE_STATE(Stasis:pbx-callbacks)}"),
-                    Line("Set", "ES=${EXTENSION_STATE(9999@rec-hints)}"),
-                    Line("Set", "DEVICE_STATE(Stasis:pbx-callbacks)=BUSY"),
-                    Line("Set", "DEVICE_STATE(Custom:agent101)=INUSE"),
-                    Line("NoOp", "DS=${DS} ES=${ES} HINT=${HINT(9999@rec-hints)}"),
-                    Line("Stasis", "caller-sim,role=devstate,DS=${DS},ES=${ES}"),
-                ]),
+                (
+                    "s",
+                    [
+                        Line("NoOp", "rec-devstate: DS=${DEVICE_STATE(Stasis:pbx-callbacks)}"),
+                        Line("Set", "DS=${DEVICE_STATE(Stasis:pbx-callbacks)}"),
+                        Line("Set", "ES=${EXTENSION_STATE(9999@rec-hints)}"),
+                        Line("Set", "DEVICE_STATE(Stasis:pbx-callbacks)=BUSY"),
+                        Line("Set", "DEVICE_STATE(Custom:agent101)=INUSE"),
+                        Line("NoOp", "DS=${DS} ES=${ES} HINT=${HINT(9999@rec-hints)}"),
+                        Line("Stasis", "caller-sim,role=devstate,DS=${DS},ES=${ES}"),
+                    ],
+                ),
             ],
             "rec-continue": [
-                ("s", [
-                    Line("NoOp", "rec-continue reached: EXTEN=${EXTEN} PRIORITY=${PRIORITY} "
-                                 "CID=${CALLERID(all)} LANG=${CHANNEL(language)}"),
-                    Line("UserEvent", "ContinueReached,exten: ${EXTEN},priority: ${PRIORITY}"),
-                    Line("Stasis", "pbx-service,continued,${EXTEN}"),
-                    Line("NoOp", "rec-continue after second Stasis: STASISSTATUS=${STASISSTATUS}"),
-                    Line("Hangup"),
-                ]),
-                ("20", [
-                    Line("NoOp"), Line("NoOp"), Line("NoOp", "", "lbl"),
-                    Line("Stasis", "pbx-service,continued-label,${EXTEN}"), Line("Hangup"),
-                ]),
+                (
+                    "s",
+                    [
+                        Line(
+                            "NoOp",
+                            "rec-continue reached: EXTEN=${EXTEN} PRIORITY=${PRIORITY} "
+                            "CID=${CALLERID(all)} LANG=${CHANNEL(language)}",
+                        ),
+                        Line("UserEvent", "ContinueReached,exten: ${EXTEN},priority: ${PRIORITY}"),
+                        Line("Stasis", "pbx-service,continued,${EXTEN}"),
+                        Line(
+                            "NoOp", "rec-continue after second Stasis: STASISSTATUS=${STASISSTATUS}"
+                        ),
+                        Line("Hangup"),
+                    ],
+                ),
+                (
+                    "20",
+                    [
+                        Line("NoOp"),
+                        Line("NoOp"),
+                        Line("NoOp", "", "lbl"),
+                        Line("Stasis", "pbx-service,continued-label,${EXTEN}"),
+                        Line("Hangup"),
+                    ],
+                ),
             ],
         }
 
@@ -200,8 +231,9 @@ class Dialplan:
         data = self.substitute(channel, line.data)
         channel.app_name = line.app
         channel.app_data = data
-        self.engine.emit_channel("ChannelDialplan", channel, dialplan_app=line.app,
-                                 dialplan_app_data=data)
+        self.engine.emit_channel(
+            "ChannelDialplan", channel, dialplan_app=line.app, dialplan_app_data=data
+        )
         return data
 
     def invalid(self, channel: Channel) -> None:
@@ -215,8 +247,9 @@ class Dialplan:
             if lines is None or not 1 <= channel.priority <= len(lines):
                 if lines is not None and channel.priority > len(lines):
                     # Falling off the end of an extension hangs up normally.
-                    engine.hangup(channel, 16, request=(16, True), by="dialplan",
-                                  dialplan_request=True)
+                    engine.hangup(
+                        channel, 16, request=(16, True), by="dialplan", dialplan_request=True
+                    )
                     return
                 self.invalid(channel)
                 return
@@ -255,8 +288,9 @@ class Dialplan:
             for part in parts[1:]:
                 key, _, value = part.partition(":")
                 userevent[key.strip()] = value.strip()
-            engine.emit_channel("ChannelUserevent", channel, eventname=parts[0],
-                                userevent=userevent)
+            engine.emit_channel(
+                "ChannelUserevent", channel, eventname=parts[0], userevent=userevent
+            )
             return None
         if app == "GotoIf":
             match = re.fullmatch(r'\$\["(.*)" = "(.*)"\]\?([^:]*)(?::(.*))?', data)
@@ -286,8 +320,7 @@ class Dialplan:
             return None
         if app == "Hangup":
             cause = int(data) if data.isdigit() else 16
-            engine.hangup(channel, cause, request=(16, True), by="dialplan",
-                          dialplan_request=True)
+            engine.hangup(channel, cause, request=(16, True), by="dialplan", dialplan_request=True)
             return None
         if app in ("Busy", "Congestion"):
             self._busy(channel, app)
@@ -319,9 +352,14 @@ class Dialplan:
         engine = self.engine
         name = data.split(",")[0]
         duration = engine.sounds.sound_duration(name, channel.language)
-        entry = {"playback_id": f"dialplan-{name}", "media_uri": f"sound:{name}",
-                 "target_uri": f"channel:{channel.id}", "started_at": engine.now(),
-                 "finished_at": None, "state": "playing"}
+        entry = {
+            "playback_id": f"dialplan-{name}",
+            "media_uri": f"sound:{name}",
+            "target_uri": f"channel:{channel.id}",
+            "started_at": engine.now(),
+            "finished_at": None,
+            "state": "playing",
+        }
         if channel.transcript is not None:
             channel.transcript.media.append(entry)
         if duration is not None:
@@ -367,12 +405,24 @@ class Dialplan:
         endpoints_text, _, seconds_text = data.rpartition(",")
         endpoints = [e for e in endpoints_text.split("&") if e]
         ring_seconds = float(seconds_text or engine.config.fallback_ring_seconds)
-        fallback = {"ran": True, "rang": [], "answered_by": None, "voicemail": False,
-                    "voicemail_recording": None, "started_at": engine.now()}
+        fallback = {
+            "ran": True,
+            "rang": [],
+            "answered_by": None,
+            "voicemail": False,
+            "voicemail_recording": None,
+            "started_at": engine.now(),
+        }
         if channel.transcript is not None:
             channel.transcript.fallback = fallback
-        engine.call_log.append({"kind": "fallback", "channel_id": channel.id,
-                                "did": channel.variables.get("DID", ""), "detail": fallback})
+        engine.call_log.append(
+            {
+                "kind": "fallback",
+                "channel_id": channel.id,
+                "did": channel.variables.get("DID", ""),
+                "detail": fallback,
+            }
+        )
         from pbx_service.simulator.origination import fallback_ring
 
         answered_by = await fallback_ring(engine, channel, endpoints, ring_seconds, fallback)
@@ -381,8 +431,13 @@ class Dialplan:
         if answered_by:
             fallback["answered_by"] = answered_by
             # The call was connected; when it ends the dialplan ends (no voicemail).
-            engine.hangup(channel, channel.hangup_cause or 16, request=(16, True),
-                          by="dialplan", dialplan_request=True)
+            engine.hangup(
+                channel,
+                channel.hangup_cause or 16,
+                request=(16, True),
+                by="dialplan",
+                dialplan_request=True,
+            )
 
     async def _voicemail(self, channel: Channel, data: str) -> None:
         engine = self.engine
@@ -392,8 +447,14 @@ class Dialplan:
             await self._playback(channel, prompt)
         did = channel.variables.get("DID", "unknown") or "unknown"
         name = f"voicemail/{did}/msg-{int(time.time())}-{channel.id.replace('.', '-')}"
-        recording = LiveRecording(name=name, format="wav", target_uri=f"channel:{channel.id}",
-                                  max_duration=180.0, max_silence=0.0, if_exists="overwrite")
+        recording = LiveRecording(
+            name=name,
+            format="wav",
+            target_uri=f"channel:{channel.id}",
+            max_duration=180.0,
+            max_silence=0.0,
+            if_exists="overwrite",
+        )
         from pbx_service.simulator.recorder import finish_recording, start_recording
 
         engine.recordings[name] = recording
@@ -403,8 +464,15 @@ class Dialplan:
         if fallback is not None:
             fallback["voicemail"] = True
             fallback["voicemail_recording"] = name
-        engine.call_log.append({"kind": "voicemail", "channel_id": channel.id, "did": did,
-                                "recording": name, "box": data})
+        engine.call_log.append(
+            {
+                "kind": "voicemail",
+                "channel_id": channel.id,
+                "did": did,
+                "recording": name,
+                "box": data,
+            }
+        )
         assert recording.finish is not None
         gone: asyncio.Future[Any] = asyncio.ensure_future(channel.gone.wait())
         finish: asyncio.Future[Any] = recording.finish

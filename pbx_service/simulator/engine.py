@@ -91,8 +91,10 @@ class Engine:
         self.call_log: list[dict[str, Any]] = []
         self.snoops: dict[str, list[Channel]] = {}
         self.custom_device_states: dict[str, str] = {}
-        self.hints: dict[str, str] = {"9999@rec-hints": "Stasis:pbx-callbacks",
-                                      "9998@rec-hints": "Custom:agent101"}
+        self.hints: dict[str, str] = {
+            "9999@rec-hints": "Stasis:pbx-callbacks",
+            "9998@rec-hints": "Custom:agent101",
+        }
         self.functions: dict[str, Callable[[str], str]] = {
             "DEVICE_STATE": self.device_state,
             "EXTENSION_STATE": self._extension_state,
@@ -158,8 +160,7 @@ class Engine:
     def emit_dial(self, peer: Channel, status: str, dialstring: str) -> None:
         event = envelope(
             "Dial",
-            {"dialstatus": status, "forward": "", "dialstring": dialstring,
-             "peer": peer.to_json()},
+            {"dialstatus": status, "forward": "", "dialstring": dialstring, "peer": peer.to_json()},
         )
         self._deliver(list(peer.subscribers), event)
 
@@ -210,8 +211,14 @@ class Engine:
             if channel.transcript is not None and channel.transcript.answered_at is None:
                 channel.transcript.answered_at = self.now()
 
-    def set_caller(self, channel: Channel, name: str | None = None,
-                   number: str | None = None, *, emit: bool = True) -> None:
+    def set_caller(
+        self,
+        channel: Channel,
+        name: str | None = None,
+        number: str | None = None,
+        *,
+        emit: bool = True,
+    ) -> None:
         if channel.pending_caller is not None:
             channel.caller = channel.pending_caller
             channel.pending_caller = None
@@ -221,12 +228,20 @@ class Engine:
             channel.caller.number = number
         if emit:
             self.emit_channel(
-                "ChannelCallerId", channel, caller_presentation=0,
+                "ChannelCallerId",
+                channel,
+                caller_presentation=0,
                 caller_presentation_txt="Presentation Allowed, Not Screened",
             )
 
-    def set_connected(self, channel: Channel, name: str | None = None,
-                      number: str | None = None, *, emit: bool = True) -> None:
+    def set_connected(
+        self,
+        channel: Channel,
+        name: str | None = None,
+        number: str | None = None,
+        *,
+        emit: bool = True,
+    ) -> None:
         if name is not None:
             channel.connected.name = name
         if number is not None:
@@ -274,8 +289,9 @@ class Engine:
         if target is not None and target.bridge is not None and not target.hanging_up:
             self.update_bridge_peers(target.bridge)
 
-    def leave_stasis(self, channel: Channel,
-                     continue_to: tuple[str, str, int] | None = None) -> None:
+    def leave_stasis(
+        self, channel: Channel, continue_to: tuple[str, str, int] | None = None
+    ) -> None:
         """StasisEnd, the app's temporary subscription ends, STASISSTATUS=SUCCESS."""
         app = channel.stasis_app
         if app is None:
@@ -292,8 +308,12 @@ class Engine:
             # Asterisk moves to priority-1 first and reports it with the Stasis app (trace 15).
             channel.context, channel.exten, channel.priority = continue_to
             channel.priority -= 1
-            self.emit_channel("ChannelDialplan", channel, dialplan_app="Stasis",
-                              dialplan_app_data=channel.app_data)
+            self.emit_channel(
+                "ChannelDialplan",
+                channel,
+                dialplan_app="Stasis",
+                dialplan_app_data=channel.app_data,
+            )
         self.varset(channel, "STASISSTATUS", "SUCCESS")
         channel.variables["STASISSTATUS"] = "SUCCESS"
         if channel.transcript is not None:
@@ -338,8 +358,11 @@ class Engine:
         self.teardown(channel, skip_dialplan_request=dialplan_request)
         dial = channel.dialing
         never_dialled = isinstance(dial, DialState) and dial.created and dial.timer is None
-        if isinstance(dial, DialState) and not dial.answered and by == "app" and (
-            not never_dialled
+        if (
+            isinstance(dial, DialState)
+            and not dial.answered
+            and by == "app"
+            and (not never_dialled)
         ):
             self.emit_dial(channel, "BUSY" if cause == 17 else "NOANSWER", dial.dialstring)
         peer = channel.peer
@@ -509,8 +532,9 @@ class Engine:
                 member.variables["BRIDGEPEER"] = value
                 self.varset(member, "BRIDGEPEER", value)
 
-    def join_bridge(self, bridge: Bridge, channel: Channel, role: str,
-                    inhibit_connected: bool) -> None:
+    def join_bridge(
+        self, bridge: Bridge, channel: Channel, role: str, inhibit_connected: bool
+    ) -> None:
         if channel.bridge is bridge:
             return
         if channel.bridge is not None:
@@ -518,8 +542,12 @@ class Engine:
         channel.bridge = bridge
         channel.bridge_role = role
         bridge.channels.append(channel)
-        self.emit_to(sorted(bridge.apps), "ChannelEnteredBridge",
-                     bridge=bridge.to_json(), channel=channel.to_json())
+        self.emit_to(
+            sorted(bridge.apps),
+            "ChannelEnteredBridge",
+            bridge=bridge.to_json(),
+            channel=channel.to_json(),
+        )
         self.update_bridge_peers(bridge)
         others = [other for other in bridge.channels if other is not channel]
         if bridge.bridge_type == "mixing" and len(others) == 1 and not inhibit_connected:
@@ -537,13 +565,15 @@ class Engine:
             if transcript is not None:
                 for other in bridge.channels:
                     if other is not member:
-                        transcript.bridged.append({
-                            "bridge_id": bridge.id,
-                            "channel_id": other.id,
-                            "channel_name": other.name,
-                            "endpoint": other.phone_endpoint,
-                            "at": self.now(),
-                        })
+                        transcript.bridged.append(
+                            {
+                                "bridge_id": bridge.id,
+                                "channel_id": other.id,
+                                "channel_name": other.name,
+                                "endpoint": other.phone_endpoint,
+                                "at": self.now(),
+                            }
+                        )
 
     def leave_bridge(self, channel: Channel, *, hangup: bool) -> None:
         bridge = channel.bridge
@@ -558,8 +588,9 @@ class Engine:
         bridge.technology_override = before
         snapshot = bridge.to_json()
         bridge.technology_override = None
-        self.emit_to(sorted(bridge.apps), "ChannelLeftBridge",
-                     bridge=snapshot, channel=channel.to_json())
+        self.emit_to(
+            sorted(bridge.apps), "ChannelLeftBridge", bridge=snapshot, channel=channel.to_json()
+        )
         self.update_bridge_peers(bridge)
         if hangup and bridge.recording is not None and len(bridge.channels) == 1:
             # The remaining party's connected line is refreshed (trace 03).
@@ -597,8 +628,9 @@ class Engine:
         self.emit_to(self.target_apps(owner), "PlaybackFinished", playback=playback.to_json())
         self._transcript_media(owner, playback, "finished_at", state)
 
-    def _transcript_media(self, owner: Channel | Bridge, playback: Playback, key: str,
-                          state: str) -> None:
+    def _transcript_media(
+        self, owner: Channel | Bridge, playback: Playback, key: str, state: str
+    ) -> None:
         channels = [owner] if isinstance(owner, Channel) else list(owner.channels)
         for channel in channels:
             for party in (channel, channel.peer):
@@ -607,10 +639,16 @@ class Engine:
                 entries = party.transcript.media
                 media_uri = playback.media[playback.index]
                 if key == "started_at":
-                    entries.append({"playback_id": playback.id, "media_uri": media_uri,
-                                    "target_uri": playback.target_uri,
-                                    "started_at": self.now(), "finished_at": None,
-                                    "state": "playing"})
+                    entries.append(
+                        {
+                            "playback_id": playback.id,
+                            "media_uri": media_uri,
+                            "target_uri": playback.target_uri,
+                            "started_at": self.now(),
+                            "finished_at": None,
+                            "state": "playing",
+                        }
+                    )
                     continue
                 for entry in reversed(entries):
                     if entry["playback_id"] == playback.id and entry["finished_at"] is None:
@@ -643,9 +681,13 @@ class Engine:
                     self.playbacks.pop(playback.id, None)
                     self.playback_owner.pop(playback.id, None)
                     return
-                if isinstance(owner, Bridge) and owner.bridge_type == "holding" and (
-                    owner.moh_class is not None
-                    or any(c.bridge_role == "announcer" for c in owner.channels)
+                if (
+                    isinstance(owner, Bridge)
+                    and owner.bridge_type == "holding"
+                    and (
+                        owner.moh_class is not None
+                        or any(c.bridge_role == "announcer" for c in owner.channels)
+                    )
                 ):
                     self.finish_playback(playback, owner, "failed")
                     return
@@ -696,9 +738,17 @@ class Engine:
 
                 finish_recording(self, recording, "done")
 
-    async def send_dtmf(self, sender: Channel, digits: str, *, before_ms: int = 0,
-                        between_ms: int = 100, duration_ms: int = 100,
-                        after_ms: int = 0, from_far_end: bool = False) -> None:
+    async def send_dtmf(
+        self,
+        sender: Channel,
+        digits: str,
+        *,
+        before_ms: int = 0,
+        between_ms: int = 100,
+        duration_ms: int = 100,
+        after_ms: int = 0,
+        from_far_end: bool = False,
+    ) -> None:
         """Digits sent on `sender`; each arrives at the end of the digit.
 
         `from_far_end`: the caller/phone behind `sender` presses keys, so the digits are
@@ -761,8 +811,7 @@ class Engine:
         old = self.custom_device_states.get(name, "UNKNOWN")
         self.custom_device_states[name] = state
         if old != state:
-            event = envelope("DeviceStateChanged",
-                             {"device_state": {"name": name, "state": state}})
+            event = envelope("DeviceStateChanged", {"device_state": {"name": name, "state": state}})
             for app in list(self.apps.apps.values()):
                 if app.subscribe_all or app.wants_device(name):
                     app.deliver(event)
@@ -783,8 +832,12 @@ class Engine:
     # -- endpoints -------------------------------------------------------------------------
     def endpoint_json(self, phone: Phone) -> dict[str, Any]:
         channel_ids = [c.id for c in self.channels if c.phone_endpoint == phone.endpoint]
-        return {"technology": phone.tech, "resource": phone.resource, "state": phone.state,
-                "channel_ids": channel_ids}
+        return {
+            "technology": phone.tech,
+            "resource": phone.resource,
+            "state": phone.state,
+            "channel_ids": channel_ids,
+        }
 
     def endpoint_changed(self, phone: Phone) -> None:
         event = envelope("EndpointStateChange", {"endpoint": self.endpoint_json(phone)})

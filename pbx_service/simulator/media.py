@@ -80,14 +80,31 @@ for _month in range(12):
     CORE_SOUNDS[f"digits/mon-{_month}"] = 0.70
 for _ordinal in range(1, 32):
     CORE_SOUNDS[f"digits/h-{_ordinal}"] = 0.80
-CORE_SOUNDS.update({
-    "digits/today": 0.60, "digits/tomorrow": 0.70, "digits/yesterday": 0.75,
-    "digits/oclock": 0.60, "digits/oh": 0.40, "digits/a-m": 0.65, "digits/p-m": 0.65,
-    "digits/at": 0.35, "digits/and": 0.35, "digits/billion": 0.65,
-    "hours": 0.55, "hour": 0.50, "seconds": 0.70, "second": 0.60, "at": 0.35,
-    "vm-and": 0.35, "vm-minutes": 0.70, "vm-seconds": 0.75, "vm-then-pound": 2.30,
-    "vm-rec-name": 2.60, "beeperr": 0.50,
-})
+CORE_SOUNDS.update(
+    {
+        "digits/today": 0.60,
+        "digits/tomorrow": 0.70,
+        "digits/yesterday": 0.75,
+        "digits/oclock": 0.60,
+        "digits/oh": 0.40,
+        "digits/a-m": 0.65,
+        "digits/p-m": 0.65,
+        "digits/at": 0.35,
+        "digits/and": 0.35,
+        "digits/billion": 0.65,
+        "hours": 0.55,
+        "hour": 0.50,
+        "seconds": 0.70,
+        "second": 0.60,
+        "at": 0.35,
+        "vm-and": 0.35,
+        "vm-minutes": 0.70,
+        "vm-seconds": 0.75,
+        "vm-then-pound": 2.30,
+        "vm-rec-name": 2.60,
+        "beeperr": 0.50,
+    }
+)
 _ONLY_IN: dict[str, tuple[str, ...]] = {"minute": ("en",), "phone": ("ru",)}
 CORE_LANGUAGES = ("ru", "en")  # the order GET /sounds/{id} lists them in
 
@@ -284,9 +301,7 @@ class Playback:
         body: dict[str, Any] = {"id": self.id, "media_uri": self.media[self.index]}
         if self.index + 1 < len(self.media):
             body["next_media_uri"] = self.media[self.index + 1]
-        body.update(
-            {"target_uri": self.target_uri, "language": self.language, "state": self.state}
-        )
+        body.update({"target_uri": self.target_uri, "language": self.language, "state": self.state})
         return body
 
     def poke(self) -> None:
@@ -436,14 +451,13 @@ def render_audio(segments: list[tuple[str, float]], rate: int) -> bytes:
             frames += bytes(2 * count)
             continue
         step = 2 * math.pi * 440 / rate
-        frames += b"".join(
-            struct.pack("<h", int(3000 * math.sin(step * i))) for i in range(count)
-        )
+        frames += b"".join(struct.pack("<h", int(3000 * math.sin(step * i))) for i in range(count))
     return bytes(frames)
 
 
-def write_recording(path: pathlib.Path, fmt: str, segments: list[tuple[str, float]],
-                    append: bool) -> None:
+def write_recording(
+    path: pathlib.Path, fmt: str, segments: list[tuple[str, float]], append: bool
+) -> None:
     """Write (or append to) a recording file in one of Asterisk's formats."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rate = 16000 if fmt == "wav16" else 8000
@@ -451,9 +465,10 @@ def write_recording(path: pathlib.Path, fmt: str, segments: list[tuple[str, floa
     if fmt in ("wav", "wav16"):
         previous = b""
         if append and path.is_file():
-            with contextlib.suppress(wave.Error, EOFError, OSError), wave.open(
-                str(path), "rb"
-            ) as old:
+            with (
+                contextlib.suppress(wave.Error, EOFError, OSError),
+                wave.open(str(path), "rb") as old,
+            ):
                 previous = old.readframes(old.getnframes())
         with wave.open(str(path), "wb") as wav:
             wav.setnchannels(1)

@@ -111,8 +111,11 @@ def originate(engine: Engine, params: dict[str, str], variables: dict[str, str])
     target: tuple[str, str, int] | None = None
     if not app:
         priority = params.get("priority", "1")
-        target = (params.get("context", "default") or "default", extension,
-                  int(priority) if priority.isdigit() else 1)
+        target = (
+            params.get("context", "default") or "default",
+            extension,
+            int(priority) if priority.isdigit() else 1,
+        )
     dial = DialState(app=app or None, app_args=app_args, dialstring=resource, extension=target)
     first = _build_legs(engine, tech, resource, params, variables, dial)
     if app:
@@ -129,8 +132,13 @@ def create(engine: Engine, params: dict[str, str], variables: dict[str, str]) ->
         raise AriError(400, "Application must be specified")
     tech, resource = _check_common(engine, params)
     app_args = [a for a in params.get("appArgs", "").split(",")] if params.get("appArgs") else []
-    dial = DialState(app=app, app_args=app_args, dialstring=resource, created=True,
-                     other_id=params.get("otherChannelId", ""))
+    dial = DialState(
+        app=app,
+        app_args=app_args,
+        dialstring=resource,
+        created=True,
+        other_id=params.get("otherChannelId", ""),
+    )
     if tech == "Local":
         exten, _, context = resource.partition("@")
         channel = _local_first_half(engine, resource, exten, context or "default", params)
@@ -149,20 +157,21 @@ def create(engine: Engine, params: dict[str, str], variables: dict[str, str]) ->
     engine.subscribe(channel, app, persistent=True)
     engine.apps.ensure(app)
     dial.inherited = inherited
-    engine.spawn(_created_enters_stasis(engine, channel, app, app_args),
-                 f"sim-create-{channel.id}")
+    engine.spawn(_created_enters_stasis(engine, channel, app, app_args), f"sim-create-{channel.id}")
     return channel
 
 
-async def _created_enters_stasis(engine: Engine, channel: Channel, app: str,
-                                 args: list[str]) -> None:
+async def _created_enters_stasis(
+    engine: Engine, channel: Channel, app: str, args: list[str]
+) -> None:
     await asyncio.sleep(0)
     if channel.destroyed:
         return
     channel.app_name = "Stasis"
     channel.app_data = ",".join([app, *args])
-    engine.emit_channel("ChannelDialplan", channel, dialplan_app="Stasis",
-                        dialplan_app_data=channel.app_data)
+    engine.emit_channel(
+        "ChannelDialplan", channel, dialplan_app="Stasis", dialplan_app_data=channel.app_data
+    )
     if not engine.enter_stasis(channel, app, args):
         engine.hangup(channel, 16, request=None, by="stasis-failed")
 
@@ -187,28 +196,39 @@ def dial_created(engine: Engine, channel: Channel, params: dict[str, str]) -> No
     timeout = _timeout(params) if params.get("timeout") else 0.0
     if channel.tech == "Local":
         exten, _, context = dial.dialstring.partition("@")
-        second = _local_second_half(engine, channel, dial.other_id,
-                                    exten, context or "default", None, subscribe=False)
+        second = _local_second_half(
+            engine, channel, dial.other_id, exten, context or "default", None, subscribe=False
+        )
         engine.dialplan.start(second, second.context, second.exten)
     else:
         phone = engine.phones.get(channel.phone_endpoint or "")
-        channel.spawn(_run_phone(engine, channel, phone.behaviour if phone else _RING_FOREVER,
-                                 phone), f"sim-phone-{channel.id}")
+        channel.spawn(
+            _run_phone(engine, channel, phone.behaviour if phone else _RING_FOREVER, phone),
+            f"sim-phone-{channel.id}",
+        )
     if timeout:
-        dial.timer = channel.spawn(_dial_timeout(engine, channel, timeout),
-                                   f"sim-timeout-{channel.id}")
+        dial.timer = channel.spawn(
+            _dial_timeout(engine, channel, timeout), f"sim-timeout-{channel.id}"
+        )
 
 
-def _build_legs(engine: Engine, tech: str, resource: str, params: dict[str, str],
-                variables: dict[str, str], dial: DialState) -> Channel:
+def _build_legs(
+    engine: Engine,
+    tech: str,
+    resource: str,
+    params: dict[str, str],
+    variables: dict[str, str],
+    dial: DialState,
+) -> Channel:
     originator = _originator(engine, params)
     caller_id = params.get("callerId", "")
     if tech == "Local":
         exten, _, context = resource.partition("@")
         context = context.split("/")[0] or "default"
         first = _local_first_half(engine, resource, exten, context, params)
-        second = _local_second_half(engine, first, params.get("otherChannelId", ""), exten,
-                                    context, None, subscribe=False)
+        second = _local_second_half(
+            engine, first, params.get("otherChannelId", ""), exten, context, None, subscribe=False
+        )
     else:
         phone, stem = _phone_for(engine, tech, resource)
         first = _pjsip_channel(engine, stem, params, phone, resource)
@@ -225,8 +245,9 @@ def _build_legs(engine: Engine, tech: str, resource: str, params: dict[str, str]
     _apply_variables(engine, first, variables)
     first.dialing = dial
     # Seen only by subscribeAll apps: the originating app subscribes right after (trace 10).
-    engine.emit_channel("ChannelDialplan", first, dialplan_app="AppDial2",
-                        dialplan_app_data="(Outgoing Line)")
+    engine.emit_channel(
+        "ChannelDialplan", first, dialplan_app="AppDial2", dialplan_app_data="(Outgoing Line)"
+    )
     if caller_id:
         engine.set_caller(first)
         engine.set_connected(first)
@@ -248,8 +269,11 @@ def _build_legs(engine: Engine, tech: str, resource: str, params: dict[str, str]
         for name, value in variables.items():
             if "(" not in name:
                 engine.varset(second, name, value)
-        if first.caller.name or first.caller.number or first.connected.name or (
-            first.connected.number
+        if (
+            first.caller.name
+            or first.caller.number
+            or first.connected.name
+            or (first.connected.number)
         ):
             engine.set_caller(second)
             engine.set_connected(second)
@@ -260,8 +284,9 @@ def _build_legs(engine: Engine, tech: str, resource: str, params: dict[str, str]
         phone = engine.phones.get(f"{tech}/{resource}")
         behaviour = phone.behaviour if phone is not None else _RING_FOREVER
         first.spawn(_run_phone(engine, first, behaviour, phone), f"sim-phone-{first.id}")
-    dial.timer = first.spawn(_dial_timeout(engine, first, _timeout(params)),
-                             f"sim-timeout-{first.id}")
+    dial.timer = first.spawn(
+        _dial_timeout(engine, first, _timeout(params)), f"sim-timeout-{first.id}"
+    )
     return first
 
 
@@ -274,13 +299,19 @@ async def _invalid_local(engine: Engine, second: Channel) -> None:
             engine.destroy(channel, 0)
 
 
-def _local_first_half(engine: Engine, resource: str, exten: str, context: str,
-                      params: dict[str, str]) -> Channel:
+def _local_first_half(
+    engine: Engine, resource: str, exten: str, context: str, params: dict[str, str]
+) -> Channel:
     suffix = engine.channels.name_suffix()
     base = resource.split("/")[0]
-    first = engine.new_channel(name=f"Local/{base}-{suffix};1", tech="Local", state="Down",
-                               context=context, exten=exten,
-                               channel_id=params.get("channelId") or None)
+    first = engine.new_channel(
+        name=f"Local/{base}-{suffix};1",
+        tech="Local",
+        state="Down",
+        context=context,
+        exten=exten,
+        channel_id=params.get("channelId") or None,
+    )
     first.half = 1
     first.explicit_id = bool(params.get("channelId"))
     first.app_name = "AppDial2"
@@ -288,12 +319,26 @@ def _local_first_half(engine: Engine, resource: str, exten: str, context: str,
     return first
 
 
-def _local_second_half(engine: Engine, first: Channel, other_id: str, exten: str,
-                       context: str, app: str | None, *, subscribe: bool = True) -> Channel:
+def _local_second_half(
+    engine: Engine,
+    first: Channel,
+    other_id: str,
+    exten: str,
+    context: str,
+    app: str | None,
+    *,
+    subscribe: bool = True,
+) -> Channel:
     if not other_id and first.explicit_id:
         other_id = f"{first.id};2"  # Asterisk's default for the ;2 of a given channelId
-    second = engine.new_channel(name=first.name[:-2] + ";2", tech="Local", state="Ring",
-                                context=context, exten=exten, channel_id=other_id or None)
+    second = engine.new_channel(
+        name=first.name[:-2] + ";2",
+        tech="Local",
+        state="Ring",
+        context=context,
+        exten=exten,
+        channel_id=other_id or None,
+    )
     second.half = 2
     second.peer = first
     first.peer = second
@@ -316,12 +361,18 @@ def _fill_second_half(engine: Engine, first: Channel, second: Channel) -> None:
     del engine
 
 
-def _pjsip_channel(engine: Engine, stem: str, params: dict[str, str], phone: Phone | None,
-                   resource: str) -> Channel:
+def _pjsip_channel(
+    engine: Engine, stem: str, params: dict[str, str], phone: Phone | None, resource: str
+) -> Channel:
     suffix = engine.channels.name_suffix()
-    channel = engine.new_channel(name=f"PJSIP/{stem}-{suffix}", tech="PJSIP", state="Down",
-                                 context="default", exten="s",
-                                 channel_id=params.get("channelId") or None)
+    channel = engine.new_channel(
+        name=f"PJSIP/{stem}-{suffix}",
+        tech="PJSIP",
+        state="Down",
+        context="default",
+        exten="s",
+        channel_id=params.get("channelId") or None,
+    )
     channel.app_name = "AppDial2"
     channel.app_data = "(Outgoing Line)"
     channel.phone_endpoint = phone.endpoint if phone is not None else f"PJSIP/{resource}"
@@ -344,12 +395,17 @@ async def _dial_timeout(engine: Engine, channel: Channel, seconds: float) -> Non
         engine.hangup(channel, 19, request=None, by="timeout")
 
 
-async def _run_phone(engine: Engine, channel: Channel, behaviour: PhoneBehaviour,
-                     phone: Phone | None) -> None:
+async def _run_phone(
+    engine: Engine, channel: Channel, behaviour: PhoneBehaviour, phone: Phone | None
+) -> None:
     """A simulated phone reacting to a call."""
-    record: dict[str, Any] = {"channel_id": channel.id, "caller": channel.caller.to_json(),
-                              "started_at": engine.now(), "answered_at": None,
-                              "result": "ringing"}
+    record: dict[str, Any] = {
+        "channel_id": channel.id,
+        "caller": channel.caller.to_json(),
+        "started_at": engine.now(),
+        "answered_at": None,
+        "result": "ringing",
+    }
     if phone is not None:
         phone.calls.append(record)
     await engine.sleep(behaviour.ring_after)
@@ -394,8 +450,14 @@ def snoop(engine: Engine, target: Channel, params: dict[str, str]) -> Channel:
         raise AriError(409, "Channel with given unique ID already exists")
     suffix = f"{engine.snoop_counter:08x}"
     engine.snoop_counter += 1
-    channel = engine.new_channel(name=f"Snoop/{target.id}-{suffix}", tech="Snoop", state="Up",
-                                 context="default", exten="s", channel_id=wanted or None)
+    channel = engine.new_channel(
+        name=f"Snoop/{target.id}-{suffix}",
+        tech="Snoop",
+        state="Up",
+        context="default",
+        exten="s",
+        channel_id=wanted or None,
+    )
     args = params.get("appArgs", "")
     # The snoop ends with its target: StasisEnd only (trace 12), hence no lasting subscription.
     engine.snoops.setdefault(target.id, []).append(channel)
@@ -406,8 +468,9 @@ def snoop(engine: Engine, target: Channel, params: dict[str, str]) -> Channel:
 
 
 # -- the shipped dialplan's fallback: ring reception phones -------------------------------
-async def fallback_ring(engine: Engine, caller: Channel, endpoints: list[str],
-                        ring_seconds: float, info: dict[str, Any]) -> str | None:
+async def fallback_ring(
+    engine: Engine, caller: Channel, endpoints: list[str], ring_seconds: float, info: dict[str, Any]
+) -> str | None:
     """Ring each reception phone; returns the endpoint that answered, None on no answer."""
     legs: list[tuple[Channel, PhoneBehaviour, str]] = []
     for endpoint in endpoints:
@@ -417,8 +480,13 @@ async def fallback_ring(engine: Engine, caller: Channel, endpoints: list[str],
             continue
         tech, _, resource = endpoint.partition("/")
         suffix = engine.channels.name_suffix()
-        leg = engine.new_channel(name=f"{tech}/{resource}-{suffix}", tech=tech, state="Down",
-                                 context="default", exten="s")
+        leg = engine.new_channel(
+            name=f"{tech}/{resource}-{suffix}",
+            tech=tech,
+            state="Down",
+            context="default",
+            exten="s",
+        )
         leg.phone_endpoint = endpoint
         if phone.behaviour.busy:
             info["rang"].append({"endpoint": endpoint, "result": "busy"})
@@ -445,9 +513,15 @@ async def fallback_ring(engine: Engine, caller: Channel, endpoints: list[str],
         engine.set_state(leg, "Up")
         engine.answer(caller)
         if caller.transcript is not None:
-            caller.transcript.bridged.append({"bridge_id": None, "channel_id": leg.id,
-                                              "channel_name": leg.name, "endpoint": endpoint,
-                                              "at": engine.now()})
+            caller.transcript.bridged.append(
+                {
+                    "bridge_id": None,
+                    "channel_id": leg.id,
+                    "channel_name": leg.name,
+                    "endpoint": endpoint,
+                    "at": engine.now(),
+                }
+            )
         if behaviour.hangup_after is not None:
             await engine.sleep(behaviour.hangup_after)
             engine.hangup(leg, 16, request=None, by="phone")
@@ -464,21 +538,44 @@ async def fallback_ring(engine: Engine, caller: Channel, endpoints: list[str],
 
 
 # -- scripted inbound callers ----------------------------------------------------------------
-def place_call(engine: Engine, caller_number: str, did: str, caller_name: str | None,
-               steps: list[Step], trunk: str | None = None) -> CallHandle:
+def place_call(
+    engine: Engine,
+    caller_number: str,
+    did: str,
+    caller_name: str | None,
+    steps: list[Step],
+    trunk: str | None = None,
+) -> CallHandle:
     """A caller from the trunk dialling `did`; runs `steps` and records a transcript."""
     trunk_name = trunk or engine.config.trunks[0]
     suffix = engine.channels.name_suffix()
-    channel = engine.new_channel(name=f"PJSIP/{trunk_name}-{suffix}", tech="PJSIP",
-                                 state="Ring", context="from-trunk", exten=did)
+    channel = engine.new_channel(
+        name=f"PJSIP/{trunk_name}-{suffix}",
+        tech="PJSIP",
+        state="Ring",
+        context="from-trunk",
+        exten=did,
+    )
     channel.caller = Party(caller_name or "", caller_number)
-    transcript = Transcript(channel_id=channel.id, channel_name=channel.name,
-                            caller_number=caller_number, caller_name=caller_name or "", did=did)
+    transcript = Transcript(
+        channel_id=channel.id,
+        channel_name=channel.name,
+        caller_number=caller_number,
+        caller_name=caller_name or "",
+        did=did,
+    )
     channel.transcript = transcript
     loop = asyncio.get_running_loop()
     ended: asyncio.Future[Transcript] = loop.create_future()
-    engine.call_log.append({"kind": "inbound", "channel_id": channel.id, "did": did,
-                            "caller_number": caller_number, "transcript": transcript})
+    engine.call_log.append(
+        {
+            "kind": "inbound",
+            "channel_id": channel.id,
+            "did": did,
+            "caller_number": caller_number,
+            "transcript": transcript,
+        }
+    )
     engine.dialplan.start(channel, "from-trunk", did)
     engine.spawn(_run_script(engine, channel, steps), f"sim-script-{channel.id}")
 
@@ -513,24 +610,37 @@ async def _run_script(engine: Engine, channel: Channel, steps: list[Step]) -> No
             if not ok:
                 return _give_up(engine, channel, "not answered in time")
         elif isinstance(step, WaitBridged):
-            ok = await _poll(engine, channel, lambda: bool(
-                (channel.bridge is not None and len(channel.bridge.channels) > 1)
-                or transcript.bridged), step.timeout)
+            ok = await _poll(
+                engine,
+                channel,
+                lambda: bool(
+                    (channel.bridge is not None and len(channel.bridge.channels) > 1)
+                    or transcript.bridged
+                ),
+                step.timeout,
+            )
             if not ok:
                 return _give_up(engine, channel, "not bridged in time")
         elif isinstance(step, WaitPlayback):
             key = "started_at" if step.until == "started" else "finished_at"
 
             def seen(media: str = step.media, key: str = key) -> bool:
-                return any(_media_matches(e["media_uri"], media) and e[key] is not None
-                           for e in transcript.media)
+                return any(
+                    _media_matches(e["media_uri"], media) and e[key] is not None
+                    for e in transcript.media
+                )
 
             ok = await _poll(engine, channel, seen, step.timeout)
             if not ok:
                 return _give_up(engine, channel, f"playback {step.media} not {step.until}")
         elif isinstance(step, SendDtmf):
-            await engine.send_dtmf(channel, step.digits, between_ms=step.between_ms,
-                                   duration_ms=step.duration_ms, from_far_end=True)
+            await engine.send_dtmf(
+                channel,
+                step.digits,
+                between_ms=step.between_ms,
+                duration_ms=step.duration_ms,
+                from_far_end=True,
+            )
         elif isinstance(step, Talk):
             _set_talking(engine, channel, True)
             await engine.sleep(step.seconds)

@@ -45,8 +45,9 @@ class PhoneBehaviour:
         return cls(online=False)
 
     @classmethod
-    def answers_then_dtmf(cls, digits: str, *, after: float = 1.0,
-                          dtmf_after: float = 1.0) -> PhoneBehaviour:
+    def answers_then_dtmf(
+        cls, digits: str, *, after: float = 1.0, dtmf_after: float = 1.0
+    ) -> PhoneBehaviour:
         return cls(answer_after=after, dtmf=digits, dtmf_after=dtmf_after)
 
     def to_json(self) -> dict[str, Any]:

@@ -77,9 +77,15 @@ def start_recording(engine: Engine, recording: LiveRecording, owner: Channel | B
     if isinstance(owner, Channel):
         for party in (owner, owner.peer):
             if party is not None and party.transcript is not None:
-                party.transcript.recordings.append({
-                    "name": recording.name, "target_uri": recording.target_uri,
-                    "started_at": engine.now(), "finished_at": None, "state": "recording"})
+                party.transcript.recordings.append(
+                    {
+                        "name": recording.name,
+                        "target_uri": recording.target_uri,
+                        "started_at": engine.now(),
+                        "finished_at": None,
+                        "state": "recording",
+                    }
+                )
     engine.spawn(_watch(engine, recording, owner), f"sim-recording-{recording.name}")
 
 
@@ -152,8 +158,9 @@ def finish_recording(engine: Engine, recording: LiveRecording, how: str) -> None
     if isinstance(owner, Bridge) and owner.recording is recording:
         owner.recording = None
     if owner is not None:
-        engine.emit_to(engine.target_apps(owner), "RecordingFinished",
-                       recording=recording.finished_json())
+        engine.emit_to(
+            engine.target_apps(owner), "RecordingFinished", recording=recording.finished_json()
+        )
         if isinstance(owner, Bridge):
             engine.update_bridge_peers(owner)  # then the Recorder channel leaves
         if isinstance(owner, Channel):

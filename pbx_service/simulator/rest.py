@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,7 +22,7 @@ from pbx_service.simulator.channels import (
     suppress_gone,
 )
 from pbx_service.simulator.engine import AriError, Engine
-from pbx_service.simulator.events import ASTERISK_ID, REASON_CAUSE, timestamp
+from pbx_service.simulator.events import ASTERISK_ID, REASON_CAUSE, envelope, timestamp
 from pbx_service.simulator.media import (
     CONTENT_TYPES,
     RECORDING_FORMATS,
@@ -32,7 +33,12 @@ from pbx_service.simulator.media import (
     list_stored,
     recording_path,
 )
-from pbx_service.simulator.recorder import check_new_recording, finish_recording, start_recording
+from pbx_service.simulator.recorder import (
+    check_new_recording,
+    finish_recording,
+    mark,
+    start_recording,
+)
 
 Result = tuple[int, Any] | web.StreamResponse
 
@@ -97,13 +103,20 @@ def _queued(channel: Channel, run: Callable[[], Awaitable[None]]) -> None:
 async def asterisk_info(call: Call) -> Result:
     engine = call.engine
     info = {
-        "build": {"os": "Linux", "kernel": "6.1.0-sim", "machine": "x86_64",
-                  "options": "OPTIONAL_API", "date": timestamp(engine.started)[:10],
-                  "user": "root"},
+        "build": {
+            "os": "Linux",
+            "kernel": "6.1.0-sim",
+            "machine": "x86_64",
+            "options": "OPTIONAL_API",
+            "date": timestamp(engine.started)[:10],
+            "user": "root",
+        },
         "system": {"version": "22.10.1", "entity_id": ASTERISK_ID},
         "config": {"name": "", "default_language": "en", "setid": {"user": "", "group": ""}},
-        "status": {"startup_time": timestamp(engine.started),
-                   "last_reload_time": timestamp(engine.started)},
+        "status": {
+            "startup_time": timestamp(engine.started),
+            "last_reload_time": timestamp(engine.started),
+        },
     }
     only = [part for part in call.param("only").split(",") if part]
     if only:
@@ -147,9 +160,15 @@ def _app_json(engine: Engine, name: str) -> dict[str, Any]:
         bridge_ids = ["__AST_BRIDGE_ALL_TOPIC"]
         endpoint_ids = ["__AST_ENDPOINT_ALL_TOPIC"]
         device_names = ["__AST_DEVICE_STATE_ALL_TOPIC"]
-    return {"name": name, "channel_ids": channel_ids, "bridge_ids": bridge_ids,
-            "endpoint_ids": endpoint_ids, "device_names": device_names,
-            "events_allowed": app.events_allowed, "events_disallowed": app.events_disallowed}
+    return {
+        "name": name,
+        "channel_ids": channel_ids,
+        "bridge_ids": bridge_ids,
+        "endpoint_ids": endpoint_ids,
+        "device_names": device_names,
+        "events_allowed": app.events_allowed,
+        "events_disallowed": app.events_disallowed,
+    }
 
 
 @route("GET", "applications")
@@ -368,8 +387,9 @@ async def channels_redirect(call: Call) -> Result:
     if not sep:
         raise AriError(422, f"Endpoint parameter '{endpoint}' does not contain tech/resource")
     if tech.lower() != channel.tech.lower():
-        raise AriError(422, f"Endpoint technology '{tech}' does not match channel technology "
-                            f"'{channel.tech}'")
+        raise AriError(
+            422, f"Endpoint technology '{tech}' does not match channel technology '{channel.tech}'"
+        )
     return 204, None
 
 
@@ -409,11 +429,14 @@ async def channels_dtmf(call: Call) -> Result:
         raise AriError(400, "DTMF contains invalid characters")
 
     async def run() -> None:
-        await engine.send_dtmf(channel, digits.upper(),
-                               before_ms=call.int_param("before", 0),
-                               between_ms=call.int_param("between", 100),
-                               duration_ms=call.int_param("duration", 100),
-                               after_ms=call.int_param("after", 0))
+        await engine.send_dtmf(
+            channel,
+            digits.upper(),
+            before_ms=call.int_param("before", 0),
+            between_ms=call.int_param("between", 100),
+            duration_ms=call.int_param("duration", 100),
+            after_ms=call.int_param("after", 0),
+        )
 
     _queued(channel, run)
     return 204, None
@@ -437,8 +460,9 @@ def _side_effect(call: Call, attr: str, value: bool) -> Result:
     setattr(channel, attr, value)
     for party in (channel, channel.peer):
         if party is not None and party.transcript is not None and attr in ("moh", "hold"):
-            party.transcript.moh.append({"what": attr, "on": value, "at": engine.now(),
-                                         "channel_id": channel.id})
+            party.transcript.moh.append(
+                {"what": attr, "on": value, "at": engine.now(), "channel_id": channel.id}
+            )
     return 204, None
 
 
@@ -477,9 +501,13 @@ def _new_playback(call: Call, target_uri: str, language: str, playback_id: str) 
     if not media:
         raise AriError(400, "Missing parameter media")
     skipms = call.int_param("skipms", 3000)
-    return Playback(id=playback_id or str(uuid.uuid4()), media=media.split(","),
-                    target_uri=target_uri, language=call.param("lang") or language,
-                    skipms=skipms)
+    return Playback(
+        id=playback_id or str(uuid.uuid4()),
+        media=media.split(","),
+        target_uri=target_uri,
+        language=call.param("lang") or language,
+        skipms=skipms,
+    )
 
 
 def _play_on_channel(call: Call, playback_id: str) -> Result:
@@ -532,10 +560,16 @@ def _recording_params(call: Call, target_uri: str) -> LiveRecording:
     if max_silence < 0:
         raise AriError(400, "maxSilenceSeconds cannot be negative")
     check_new_recording(call.engine, name, RECORDING_FORMATS[fmt], if_exists)
-    recording = LiveRecording(name=name, format=RECORDING_FORMATS[fmt], target_uri=target_uri,
-                              max_duration=float(max_duration), max_silence=float(max_silence),
-                              terminate_on=terminate, if_exists=if_exists,
-                              beep=call.flag("beep"))
+    recording = LiveRecording(
+        name=name,
+        format=RECORDING_FORMATS[fmt],
+        target_uri=target_uri,
+        max_duration=float(max_duration),
+        max_silence=float(max_silence),
+        terminate_on=terminate,
+        if_exists=if_exists,
+        beep=call.flag("beep"),
+    )
     path = recording_path(call.engine.config.recordings_dir, name, recording.format)
     if not inside(call.engine.config.recordings_dir, path):
         recording.write_failed = True
@@ -554,10 +588,13 @@ async def channels_record(call: Call) -> Result:
     if channel.bridge is not None:
         recording.state = "failed"
         recording.cause = "Cannot record channel while in bridge"
-        engine.emit_to(list(channel.subscribers), "RecordingFailed",
-                       recording=recording.to_json())
-        return 201, {"name": recording.name, "format": recording.format, "state": "queued",
-                     "target_uri": recording.target_uri}
+        engine.emit_to(list(channel.subscribers), "RecordingFailed", recording=recording.to_json())
+        return 201, {
+            "name": recording.name,
+            "format": recording.format,
+            "state": "queued",
+            "target_uri": recording.target_uri,
+        }
     engine.recordings[recording.name] = recording
     engine.recording_owner[recording.name] = channel
     body = recording.to_json()
@@ -613,8 +650,7 @@ async def channels_get_variables(call: Call) -> Result:
     return 200, {"variables": {name: _read_var(channel, name) for name in names}}
 
 
-def _set_var(engine: Engine, channel: Channel, name: str, value: str | None,
-             report: bool) -> None:
+def _set_var(engine: Engine, channel: Channel, name: str, value: str | None, report: bool) -> None:
     upper = name.upper()
     func = re.fullmatch(r"([A-Z_]+)\((.*)\)", upper)
     if func is not None:
@@ -684,8 +720,13 @@ async def channels_set_variables(call: Call) -> Result:
     items: list[tuple[str, str | None, bool]] = []
     for name, spec in body["variables"].items():
         if isinstance(spec, dict):
-            items.append((str(name), None if spec.get("value") is None else str(spec["value"]),
-                          bool(spec.get("report_events"))))
+            items.append(
+                (
+                    str(name),
+                    None if spec.get("value") is None else str(spec["value"]),
+                    bool(spec.get("report_events")),
+                )
+            )
         else:
             items.append((str(name), None if spec is None else str(spec), False))
 
@@ -804,8 +845,9 @@ async def bridges_add(call: Call) -> Result:
     return 204, None
 
 
-def _joiner(engine: Engine, bridge: Bridge, channel: Channel, role: str,
-            inhibit: bool) -> Callable[[], None]:
+def _joiner(
+    engine: Engine, bridge: Bridge, channel: Channel, role: str, inhibit: bool
+) -> Callable[[], None]:
     return lambda: engine.join_bridge(bridge, channel, role, inhibit)
 
 
@@ -957,8 +999,9 @@ async def playbacks_control(call: Call) -> Result:
         playback.paused = False
         playback.state = "playing"
         if owner is not None:
-            engine.emit_to(engine.target_apps(owner), "PlaybackStarted",
-                           playback=playback.to_json())
+            engine.emit_to(
+                engine.target_apps(owner), "PlaybackStarted", playback=playback.to_json()
+            )
     elif operation == "restart":
         playback.restart = True
     elif operation == "forward":
@@ -996,12 +1039,8 @@ async def live_stop(call: Call) -> Result:
 
 @route("POST", "recordings/live/{recordingName}/pause")
 async def live_pause(call: Call) -> Result:
-    import time
-
     recording = _live(call)
     if recording.state == "recording":
-        from pbx_service.simulator.recorder import mark
-
         owner = call.engine.recording_owner.get(recording.name)
         if owner is not None:
             mark(call.engine, recording, owner)
@@ -1013,8 +1052,6 @@ async def live_pause(call: Call) -> Result:
 
 @route("DELETE", "recordings/live/{recordingName}/pause")
 async def live_unpause(call: Call) -> Result:
-    import time
-
     recording = _live(call)
     if recording.paused and recording.paused_since is not None:
         recording.paused_total += time.monotonic() - recording.paused_since
@@ -1066,8 +1103,9 @@ async def stored_delete(call: Call) -> Result:
 async def stored_file(call: Call) -> Result:
     _, path = _stored(call)
     fmt = path.suffix.lstrip(".")
-    return web.Response(body=path.read_bytes(),
-                        content_type=CONTENT_TYPES.get(fmt, "application/octet-stream"))
+    return web.Response(
+        body=path.read_bytes(), content_type=CONTENT_TYPES.get(fmt, "application/octet-stream")
+    )
 
 
 @route("POST", "recordings/stored/{recordingName}/copy")
@@ -1107,8 +1145,16 @@ async def sounds_get(call: Call) -> Result:
 
 
 # -- device states -------------------------------------------------------------------------
-_DEVICE_STATES = ("NOT_INUSE", "INUSE", "BUSY", "INVALID", "UNAVAILABLE", "RINGING",
-                  "RINGINUSE", "ONHOLD")
+_DEVICE_STATES = (
+    "NOT_INUSE",
+    "INUSE",
+    "BUSY",
+    "INVALID",
+    "UNAVAILABLE",
+    "RINGING",
+    "RINGINUSE",
+    "ONHOLD",
+)
 
 
 @route("GET", "deviceStates")
@@ -1190,8 +1236,10 @@ async def user_event(call: Call) -> Result:
     fields: dict[str, Any] = {"eventname": call.args["eventName"]}
     body = call.body if isinstance(call.body, dict) else {}
     variables = body.get("variables")
-    fields["userevent"] = {**(variables if isinstance(variables, dict) else {}),
-                           "eventname": call.args["eventName"]}
+    fields["userevent"] = {
+        **(variables if isinstance(variables, dict) else {}),
+        "eventname": call.args["eventName"],
+    }
     for source in [s for s in call.param("source").split(",") if s]:
         scheme, _, rest = source.partition(":")
         if scheme == "channel":
@@ -1206,7 +1254,5 @@ async def user_event(call: Call) -> Result:
             fields["bridge"] = bridge.to_json()
     target = engine.apps.get(app)
     if target is not None:
-        from pbx_service.simulator.events import envelope
-
         target.deliver(envelope("ChannelUserevent", fields))
     return 204, None

@@ -79,11 +79,11 @@ def parse_step(data: dict[str, Any] | Step) -> Step:
             until = str(data.get("until", "started"))
             if until not in ("started", "finished"):
                 raise ScriptError("wait_playback 'until' must be 'started' or 'finished'")
-            return WaitPlayback(str(data["wait_playback"]), until,
-                                float(data.get("timeout", 30.0)))
+            return WaitPlayback(str(data["wait_playback"]), until, float(data.get("timeout", 30.0)))
         if "dtmf" in data:
-            return SendDtmf(str(data["dtmf"]), int(data.get("duration", 100)),
-                            int(data.get("between", 100)))
+            return SendDtmf(
+                str(data["dtmf"]), int(data.get("duration", 100)), int(data.get("between", 100))
+            )
         if "talk" in data:
             return Talk(float(data["talk"]))
         if "hangup" in data:

@@ -32,16 +32,15 @@ def json_response(status: int, body: Any) -> web.Response:
 class AriServer:
     """Routes `/ari/...` to the REST resources and serves `/ari/events`."""
 
-    def __init__(self, engine: Engine, username: str, password: str,
-                 requests: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, engine: Engine, username: str, password: str, requests: list[dict[str, Any]]
+    ) -> None:
         self.engine = engine
         self.username = username
         self.password = password
         self.requests = requests
         self.sockets: set[web.WebSocketResponse] = set()
-        self._routes = [
-            (method, path.split("/"), handler) for method, path, handler in rest.ROUTES
-        ]
+        self._routes = [(method, path.split("/"), handler) for method, path, handler in rest.ROUTES]
 
     # -- auth ------------------------------------------------------------------------------
     def authorized(self, request: web.Request) -> bool:
@@ -58,9 +57,9 @@ class AriServer:
         return False
 
     # -- routing ---------------------------------------------------------------------------
-    def _match(self, method: str, segments: list[str]) -> tuple[
-        rest.Handler | None, dict[str, str], bool
-    ]:
+    def _match(
+        self, method: str, segments: list[str]
+    ) -> tuple[rest.Handler | None, dict[str, str], bool]:
         path_found = False
         for route_method, pattern, handler in self._routes:
             if len(pattern) != len(segments):
@@ -81,13 +80,18 @@ class AriServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raw = request.raw_path.split("?", 1)[0]
-        tail = raw[len("/ari/"):] if raw.startswith("/ari/") else ""
+        tail = raw[len("/ari/") :] if raw.startswith("/ari/") else ""
         segments = [urllib.parse.unquote(s) for s in tail.rstrip("/").split("/")]
         if segments == ["events"] and request.method == "GET":
             return await self.events(request)
-        entry: dict[str, Any] = {"time": time.time(), "method": request.method,
-                                 "path": "/ari/" + "/".join(segments),
-                                 "query": dict(request.query), "body": None, "status": None}
+        entry: dict[str, Any] = {
+            "time": time.time(),
+            "method": request.method,
+            "path": "/ari/" + "/".join(segments),
+            "query": dict(request.query),
+            "body": None,
+            "status": None,
+        }
         try:
             response = await self._handle(request, segments, entry)
         except Exception:
@@ -97,8 +101,9 @@ class AriServer:
         self.requests.append(entry)
         return response
 
-    async def _handle(self, request: web.Request, segments: list[str],
-                      entry: dict[str, Any]) -> web.StreamResponse:
+    async def _handle(
+        self, request: web.Request, segments: list[str], entry: dict[str, Any]
+    ) -> web.StreamResponse:
         if not self.authorized(request):
             return json_response(401, {"message": "Authentication required"})
         body: Any = None
@@ -119,8 +124,9 @@ class AriServer:
         if isinstance(body, dict):
             for key, value in body.items():
                 if key != "variables" and key not in params and not isinstance(value, dict):
-                    params[key] = "true" if value is True else (
-                        "false" if value is False else str(value))
+                    params[key] = (
+                        "true" if value is True else ("false" if value is False else str(value))
+                    )
         call = rest.Call(self.engine, params, body, args)
         try:
             result = await handler(call)
@@ -133,8 +139,14 @@ class AriServer:
 
     # -- events WebSocket ------------------------------------------------------------------
     async def events(self, request: web.Request) -> web.StreamResponse:
-        entry = {"time": time.time(), "method": "GET", "path": "/ari/events",
-                 "query": dict(request.query), "body": None, "status": 101}
+        entry = {
+            "time": time.time(),
+            "method": "GET",
+            "path": "/ari/events",
+            "query": dict(request.query),
+            "body": None,
+            "status": 101,
+        }
         if not self.authorized(request):
             entry["status"] = 401
             self.requests.append(entry)
@@ -177,8 +189,9 @@ class AriServer:
 ControlHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build_app(server: AriServer, control_routes: list[tuple[str, str, ControlHandler]]
-              ) -> web.Application:
+def build_app(
+    server: AriServer, control_routes: list[tuple[str, str, ControlHandler]]
+) -> web.Application:
     """The aiohttp application: `/ari/*` plus the simulator's own `/_sim/*`."""
     app = web.Application(client_max_size=16 * 1024 * 1024)
     for method, path, handler in control_routes:
