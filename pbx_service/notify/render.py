@@ -47,9 +47,10 @@ class Attachment:
 
 
 def one_line(value: object, limit: int = _MAX_NAME) -> str:
-    """``value`` as a single printable line of at most ``limit`` characters."""
-    text = _CONTROL_RE.sub(" ", str(value)).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``value`` as a single line of at most ``limit`` characters, single-spaced."""
+    # Whitespace runs become one space: header folding would collapse them anyway.
+    text = " ".join(_CONTROL_RE.sub(" ", str(value)).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def format_number(number: str | None) -> str:

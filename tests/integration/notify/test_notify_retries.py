@@ -7,6 +7,7 @@ import itertools
 
 import pytest
 
+from pbx_service.notify.testing import InMemoryMailer
 from tests.integration.notify.conftest import DispatcherFactory, SettingsFactory
 from tests.integration.notify.support import (
     MailSink,
@@ -149,3 +150,18 @@ async def test_one_destination_failing_does_not_hold_back_the_other(
     await start_dispatcher(settings)
     await until(lambda: len(sink.messages) == 1, what="the e-mail despite the webhook")
     assert not receiver.processed
+
+
+async def test_the_shipped_in_memory_mailer_stands_in_for_smtp(
+    database_url: str,
+    make_settings: SettingsFactory,
+    start_dispatcher: DispatcherFactory,
+) -> None:
+    mailer = InMemoryMailer(refuse=1)
+    settings = make_settings(with_webhook=False)
+    await log_calls(database_url, settings, voicemail_call())
+    await start_dispatcher(settings, mailer=mailer)
+    [row] = await wait_status(database_url, "delivered")
+    assert mailer.refused == 1 and row["attempts"] == 2
+    [message] = mailer.messages
+    assert message["Message-ID"] == f"<{row['id']}@example.com>"
