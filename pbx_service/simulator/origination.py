@@ -563,6 +563,7 @@ def place_call(
         caller_number=caller_number,
         caller_name=caller_name or "",
         did=did,
+        started_at=engine.now(),
     )
     channel.transcript = transcript
     loop = asyncio.get_running_loop()

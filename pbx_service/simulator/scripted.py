@@ -98,13 +98,18 @@ def parse_step(data: dict[str, Any] | Step) -> Step:
 
 @dataclasses.dataclass
 class Transcript:
-    """What a scripted caller experienced; times are simulated seconds since the call began."""
+    """What a scripted caller experienced.
+
+    Times are simulated seconds on the simulator's clock (event-loop time / time_scale);
+    `started_at` is when the call entered the PBX, so `answered_at - started_at` is the wait.
+    """
 
     channel_id: str
     channel_name: str
     caller_number: str
     caller_name: str
     did: str
+    started_at: float = 0.0
     answered_at: float | None = None
     media: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     bridged: list[dict[str, Any]] = dataclasses.field(default_factory=list)

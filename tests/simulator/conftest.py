@@ -32,8 +32,7 @@ class EventSocket:
                 self.events.append(orjson.loads(message.data))
                 self._new.set()
 
-    async def wait_for(self, event_type: str, timeout: float = 5.0, **match: Any
-                       ) -> dict[str, Any]:
+    async def wait_for(self, event_type: str, timeout: float = 5.0, **match: Any) -> dict[str, Any]:
         """The first event of a type (matching fields, dotted keys allowed)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -55,8 +54,10 @@ class EventSocket:
 
     def types(self, channel_id: str | None = None) -> list[str]:
         return [
-            e["type"] for e in self.events
-            if channel_id is None or _dig(e, "channel.id") == channel_id
+            e["type"]
+            for e in self.events
+            if channel_id is None
+            or _dig(e, "channel.id") == channel_id
             or _dig(e, "peer.id") == channel_id
         ]
 
@@ -77,8 +78,9 @@ def _dig(event: dict[str, Any], key: str) -> Any:
 @pytest.fixture
 async def sim(tmp_path: pathlib.Path) -> AsyncIterator[Simulator]:
     prompts = tmp_path / "prompts"
-    simulator = Simulator(sound_dirs=[("pbx", prompts)], recordings_dir=tmp_path / "recording",
-                          time_scale=TIME_SCALE)
+    simulator = Simulator(
+        sound_dirs=[("pbx", prompts)], recordings_dir=tmp_path / "recording", time_scale=TIME_SCALE
+    )
     await simulator.start()
     yield simulator
     await simulator.stop()

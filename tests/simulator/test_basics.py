@@ -13,8 +13,9 @@ async def test_unauthenticated_request_gets_401_body(sim: Simulator) -> None:
         async with session.get(f"{sim.base_url}/asterisk/info") as response:
             assert response.status == 401
             assert await response.json() == {"message": "Authentication required"}
-        async with session.get(f"{sim.base_url}/asterisk/ping",
-                               params={"api_key": "pbx-service:secret"}) as response:
+        async with session.get(
+            f"{sim.base_url}/asterisk/ping", params={"api_key": "pbx-service:secret"}
+        ) as response:
             assert response.status == 200
             assert (await response.json())["ping"] == "pong"
 

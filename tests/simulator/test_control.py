@@ -16,8 +16,9 @@ async def test_phones_calls_and_request_log_over_http(
 ) -> None:
     events = await connect("pbx-service")
     control = sim.control_url
-    async with http.put(f"{control}/phones/PJSIP/101",
-                        json={"answer_after": 0.5, "hangup_after": 1}) as response:
+    async with http.put(
+        f"{control}/phones/PJSIP/101", json={"answer_after": 0.5, "hangup_after": 1}
+    ) as response:
         assert response.status == 200
     async with http.put(f"{control}/phones/PJSIP/102", json={"answers": 1}) as response:
         assert response.status == 400
@@ -25,14 +26,20 @@ async def test_phones_calls_and_request_log_over_http(
     async with http.get(f"{control}/phones") as response:
         phones = await response.json()
         assert [p["endpoint"] for p in phones] == ["PJSIP/101"]
-    async with http.post(f"{control}/calls", json={
-            "caller_number": "+7916", "did": "100", "caller_name": "Ivan",
+    async with http.post(
+        f"{control}/calls",
+        json={
+            "caller_number": "+7916",
+            "did": "100",
+            "caller_name": "Ivan",
             "steps": [{"wait_answered": 5}, {"dtmf": "5"}, {"wait": 0.5}, {"hangup": True}],
-    }) as response:
+        },
+    ) as response:
         assert response.status == 201
         channel_id = (await response.json())["channel_id"]
-    async with http.post(f"{control}/calls", json={
-            "caller_number": "1", "did": "2", "steps": [{"fly": 1}]}) as response:
+    async with http.post(
+        f"{control}/calls", json={"caller_number": "1", "did": "2", "steps": [{"fly": 1}]}
+    ) as response:
         assert response.status == 400
     await events.wait_for("StasisStart", channel__id=channel_id)
     async with http.post(f"{sim.base_url}/channels/{channel_id}/answer") as response:
@@ -54,16 +61,27 @@ async def test_phones_calls_and_request_log_over_http(
 
 async def test_command_line_entry_serves_ari() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pbx_service.simulator", "--port", "0", "--time-scale", "0.1",
-        "--phone", "PJSIP/101=2", stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "pbx_service.simulator",
+        "--port",
+        "0",
+        "--time-scale",
+        "0.1",
+        "--phone",
+        "PJSIP/101=2",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         assert process.stdout is not None
         line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
         assert line.startswith("ARI simulator at http://127.0.0.1:")
         base = line.split()[3]
-        async with aiohttp.ClientSession() as session, session.get(
-                f"{base}/endpoints", params={"api_key": "pbx-service:secret"}) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{base}/endpoints", params={"api_key": "pbx-service:secret"}) as response,
+        ):
             assert (await response.json())[0]["resource"] == "101"
     finally:
         process.terminate()

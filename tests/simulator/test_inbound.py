@@ -24,8 +24,12 @@ async def test_inbound_call_reaches_pbx_service(
     sim: Simulator, http: aiohttp.ClientSession, connect: Connect
 ) -> None:
     events = await connect("pbx-service")
-    handle = await sim.place_call("+79161234567", "74951234567", caller_name="Ivan Petrov",
-                                  steps=[WaitAnswered(), Wait(1), Hangup()])
+    handle = await sim.place_call(
+        "+79161234567",
+        "74951234567",
+        caller_name="Ivan Petrov",
+        steps=[WaitAnswered(), Wait(1), Hangup()],
+    )
     start = await events.wait_for("StasisStart")
     channel = start["channel"]
     assert start["args"] == ["did=74951234567"]
@@ -33,9 +37,13 @@ async def test_inbound_call_reaches_pbx_service(
     assert channel["state"] == "Ring"
     assert channel["name"].startswith("PJSIP/trunk-")
     assert channel["caller"] == {"name": "Ivan Petrov", "number": "+79161234567"}
-    assert channel["dialplan"] == {"context": "from-trunk", "exten": "74951234567",
-                                   "priority": 3, "app_name": "Stasis",
-                                   "app_data": "pbx-service,did=74951234567"}
+    assert channel["dialplan"] == {
+        "context": "from-trunk",
+        "exten": "74951234567",
+        "priority": 3,
+        "app_name": "Stasis",
+        "app_data": "pbx-service,did=74951234567",
+    }
     assert channel["channelvars"] == {"DID": "74951234567", "CALLERID(name)": "Ivan Petrov"}
     async with http.post(f"{sim.base_url}/channels/{channel['id']}/answer") as response:
         assert response.status == 204
@@ -46,7 +54,11 @@ async def test_inbound_call_reaches_pbx_service(
     # Caller hangup: HangupRequest cause 16 without soft, then StasisEnd, no ChannelDestroyed.
     await events.wait_for("StasisEnd")
     assert events.types(channel["id"]) == [
-        "StasisStart", "ChannelStateChange", "ChannelHangupRequest", "StasisEnd"]
+        "StasisStart",
+        "ChannelStateChange",
+        "ChannelHangupRequest",
+        "StasisEnd",
+    ]
     request = next(e for e in events.events if e["type"] == "ChannelHangupRequest")
     assert request["cause"] == 16 and "soft" not in request
 
@@ -56,16 +68,23 @@ async def test_play_stop_and_hangup_during_playback(
 ) -> None:
     events = await connect("pbx-service")
     handle = await sim.place_call(
-        "+7916", "100", steps=[WaitPlayback("sound:beep", "finished"), Hangup()])
+        "+7916", "100", steps=[WaitPlayback("sound:beep", "finished"), Hangup()]
+    )
     channel_id = (await events.wait_for("StasisStart"))["channel"]["id"]
     base = f"{sim.base_url}/channels/{channel_id}"
-    async with http.post(f"{base}/play", params={"media": "sound:hello-world,digits:12",
-                                                  "playbackId": "pb-1"}) as response:
+    async with http.post(
+        f"{base}/play", params={"media": "sound:hello-world,digits:12", "playbackId": "pb-1"}
+    ) as response:
         assert response.status == 201
         body = await response.json()
-        assert body == {"id": "pb-1", "media_uri": "sound:hello-world",
-                        "next_media_uri": "digits:12", "target_uri": f"channel:{channel_id}",
-                        "language": "en", "state": "queued"}
+        assert body == {
+            "id": "pb-1",
+            "media_uri": "sound:hello-world",
+            "next_media_uri": "digits:12",
+            "target_uri": f"channel:{channel_id}",
+            "language": "en",
+            "state": "queued",
+        }
     await events.wait_for("PlaybackContinuing")
     async with http.delete(f"{sim.base_url}/playbacks/pb-1") as response:
         assert response.status == 204
@@ -76,19 +95,20 @@ async def test_play_stop_and_hangup_during_playback(
         assert response.status == 404
         assert await response.json() == {"message": "Playback not found"}
     types = [e["type"] for e in events.events if "playback" in e]
-    assert types == ["PlaybackStarted", "PlaybackContinuing", "PlaybackStarted",
-                     "PlaybackFinished"]
+    assert types == ["PlaybackStarted", "PlaybackContinuing", "PlaybackStarted", "PlaybackFinished"]
     # A missing sound: Started then Finished failed at once.
     async with http.post(f"{base}/play", params={"media": "sound:no-such"}) as response:
         missing_id = (await response.json())["id"]
     failed = await events.wait_for("PlaybackFinished", playback__id=missing_id)
     assert failed["playback"]["state"] == "failed"
     # The caller hangs up after beep finishes; a long prompt is playing then.
-    async with http.post(f"{base}/play", params={"media": "sound:beep",
-                                                  "playbackId": "beep"}) as response:
+    async with http.post(
+        f"{base}/play", params={"media": "sound:beep", "playbackId": "beep"}
+    ) as response:
         assert response.status == 201
-    async with http.post(f"{base}/play", params={"media": "sound:demo-congrats",
-                                                  "playbackId": "long"}) as response:
+    async with http.post(
+        f"{base}/play", params={"media": "sound:demo-congrats", "playbackId": "long"}
+    ) as response:
         assert response.status == 201
     await events.wait_for("PlaybackStarted", playback__id="long")
     transcript = await asyncio.wait_for(handle.ended, 5)
@@ -113,8 +133,9 @@ async def test_answer_blocks_until_playback_ends(
     async with http.post(f"{base}/answer") as response:
         assert response.status == 204
     # The answer's state change comes only after the 5.65 s prompt finished.
-    order = [e["type"] for e in events.events if e["type"] in (
-        "PlaybackFinished", "ChannelStateChange")]
+    order = [
+        e["type"] for e in events.events if e["type"] in ("PlaybackFinished", "ChannelStateChange")
+    ]
     assert order == ["PlaybackFinished", "ChannelStateChange"]
 
 
@@ -122,8 +143,9 @@ async def test_dtmf_from_caller_arrives_in_order(
     sim: Simulator, http: aiohttp.ClientSession, connect: Connect
 ) -> None:
     events = await connect("pbx-service")
-    handle = await sim.place_call("+7916", "102", steps=[
-        WaitAnswered(), SendDtmf("12#"), Wait(0.5), Hangup()])
+    handle = await sim.place_call(
+        "+7916", "102", steps=[WaitAnswered(), SendDtmf("12#"), Wait(0.5), Hangup()]
+    )
     channel_id = (await events.wait_for("StasisStart"))["channel"]["id"]
     async with http.post(f"{sim.base_url}/channels/{channel_id}/answer"):
         pass
@@ -144,8 +166,11 @@ async def test_no_socket_means_stasis_failed_and_trace_fallback(
     assert transcript.stasis_status == "FAILED"
     assert transcript.hangup_cause == 34
     assert [m["media_uri"] for m in transcript.media] == ["sound:ss-noservice"]
-    varsets = [e["value"] for e in observer.events
-               if e["type"] == "ChannelVarset" and e["variable"] == "STASISSTATUS"]
+    varsets = [
+        e["value"]
+        for e in observer.events
+        if e["type"] == "ChannelVarset" and e["variable"] == "STASISSTATUS"
+    ]
     assert varsets == ["", "FAILED"]
     # The channel was still unanswered when Stasis failed: the Answer comes from the fallback.
     dialplan = [e["dialplan_app"] for e in observer.events if e["type"] == "ChannelDialplan"]
@@ -153,14 +178,17 @@ async def test_no_socket_means_stasis_failed_and_trace_fallback(
 
 
 async def test_reception_fallback_rings_then_voicemail(tmp_path: pathlib.Path) -> None:
-    sim = Simulator(recordings_dir=tmp_path / "rec", time_scale=0.02,
-                    fallback_endpoints=("PJSIP/101", "PJSIP/102"), fallback_ring_seconds=5)
+    sim = Simulator(
+        recordings_dir=tmp_path / "rec",
+        time_scale=0.02,
+        fallback_endpoints=("PJSIP/101", "PJSIP/102"),
+        fallback_ring_seconds=5,
+    )
     await sim.start()
     try:
         sim.add_phone("PJSIP/101", PhoneBehaviour.never_answers())
         sim.add_phone("PJSIP/102", PhoneBehaviour.rejects_busy())
-        handle = await sim.place_call("+7916", "555", steps=[
-            WaitAnswered(20), Wait(8), Hangup()])
+        handle = await sim.place_call("+7916", "555", steps=[WaitAnswered(20), Wait(8), Hangup()])
         transcript = await asyncio.wait_for(handle.ended, 10)
         assert transcript.stasis_status == "FAILED"
         fallback = transcript.fallback
@@ -194,8 +222,9 @@ async def test_app_dtmf_reaches_the_caller_not_the_app(
     channel_id = (await events.wait_for("StasisStart"))["channel"]["id"]
     async with http.post(f"{sim.base_url}/channels/{channel_id}/answer"):
         pass
-    async with http.post(f"{sim.base_url}/channels/{channel_id}/dtmf",
-                         params={"dtmf": "9*"}) as response:
+    async with http.post(
+        f"{sim.base_url}/channels/{channel_id}/dtmf", params={"dtmf": "9*"}
+    ) as response:
         assert response.status == 204
     transcript = await asyncio.wait_for(handle.ended, 5)
     assert [d["digit"] for d in transcript.dtmf_received] == ["9", "*"]
@@ -222,8 +251,9 @@ async def test_commands_during_playback_like_trace_09(
             assert response.status == 204
         async with http.delete(f"{base}/{path}") as response:
             assert response.status == 204
-    async with http.post(f"{base}/record", params={"name": "after", "format": "wav",
-                                                   "maxDurationSeconds": "1"}) as response:
+    async with http.post(
+        f"{base}/record", params={"name": "after", "format": "wav", "maxDurationSeconds": "1"}
+    ) as response:
         assert response.status == 201
     assert "RecordingStarted" not in events.types()
     # Blocking: POST variable returns only after the queue ahead of it (the playback and the
@@ -231,20 +261,30 @@ async def test_commands_during_playback_like_trace_09(
     async with http.post(f"{base}/variable", params={"variable": "X", "value": "1"}) as resp:
         assert resp.status == 204
     assert events.types()[-2:] == ["RecordingFinished", "ChannelVarset"]
-    async with http.post(f"{sim.base_url}/bridges/br-900/addChannel",
-                         params={"channel": channel_id}) as response:
+    async with http.post(
+        f"{sim.base_url}/bridges/br-900/addChannel", params={"channel": channel_id}
+    ) as response:
         assert response.status == 204
-    async with http.post(f"{sim.base_url}/bridges/br-900/removeChannel",
-                         params={"channel": channel_id}) as response:
+    async with http.post(
+        f"{sim.base_url}/bridges/br-900/removeChannel", params={"channel": channel_id}
+    ) as response:
         assert response.status == 204
-    async with http.post(f"{sim.base_url}/bridges/br-900/removeChannel",
-                         params={"channel": channel_id}) as response:
+    async with http.post(
+        f"{sim.base_url}/bridges/br-900/removeChannel", params={"channel": channel_id}
+    ) as response:
         assert response.status == 422
         assert await response.json() == {"message": "Channel not in this bridge"}
     await asyncio.sleep(0.05)
     order = [t for t in events.types() if t not in ("PlaybackStarted",)]
-    assert order == ["StasisStart", "PlaybackFinished", "RecordingStarted", "RecordingFinished",
-                     "ChannelVarset", "ChannelEnteredBridge", "ChannelLeftBridge"]
+    assert order == [
+        "StasisStart",
+        "PlaybackFinished",
+        "RecordingStarted",
+        "RecordingFinished",
+        "ChannelVarset",
+        "ChannelEnteredBridge",
+        "ChannelLeftBridge",
+    ]
     # After removeChannel the app is no longer subscribed to the bridge (trace 09).
     async with http.delete(f"{sim.base_url}/bridges/br-900") as response:
         assert response.status == 204

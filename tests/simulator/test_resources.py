@@ -12,15 +12,15 @@ from pbx_service.simulator import PhoneBehaviour, Simulator, Wait
 from tests.simulator.conftest import AUTH_HEADERS, Connect
 
 
-async def test_device_states(
-    sim: Simulator, http: aiohttp.ClientSession, connect: Connect
-) -> None:
+async def test_device_states(sim: Simulator, http: aiohttp.ClientSession, connect: Connect) -> None:
     events = await connect("pbx-service")
     url = f"{sim.base_url}/deviceStates"
     async with http.get(f"{url}/Stasis:pbx-callbacks") as response:
         assert await response.json() == {"name": "Stasis:pbx-callbacks", "state": "UNKNOWN"}
-    async with http.post(f"{sim.base_url}/applications/pbx-service/subscription",
-                         params={"eventSource": "deviceState:Stasis:pbx-callbacks"}) as response:
+    async with http.post(
+        f"{sim.base_url}/applications/pbx-service/subscription",
+        params={"eventSource": "deviceState:Stasis:pbx-callbacks"},
+    ) as response:
         assert (await response.json())["device_names"] == ["Stasis:pbx-callbacks"]
     async with http.put(f"{url}/Stasis:pbx-callbacks", params={"deviceState": "busy"}) as resp:
         assert resp.status == 204
@@ -52,8 +52,12 @@ async def test_endpoints_and_state_changes(
         assert await response.json() == []
     sim.add_phone("PJSIP/101", PhoneBehaviour.answers())
     changed = await observer.wait_for("EndpointStateChange")
-    assert changed["endpoint"] == {"technology": "PJSIP", "resource": "101", "state": "online",
-                                   "channel_ids": []}
+    assert changed["endpoint"] == {
+        "technology": "PJSIP",
+        "resource": "101",
+        "state": "online",
+        "channel_ids": [],
+    }
     sim.add_phone("PJSIP/101", PhoneBehaviour.offline())
     offline = await observer.wait_for("EndpointStateChange", endpoint__state="offline")
     assert offline["endpoint"]["resource"] == "101"
@@ -88,28 +92,34 @@ async def test_variables_like_trace_15(
     for name, (status, body) in reads.items():
         async with http.get(f"{base}/variable", params={"variable": name}) as response:
             assert (response.status, await response.json()) == (status, body), name
-    async with http.get(f"{base}/variables",
-                        params={"variables": "CALLERID(num),DID"}) as response:
+    async with http.get(f"{base}/variables", params={"variables": "CALLERID(num),DID"}) as response:
         assert await response.json() == {
-            "variables": {"CALLERID(num)": "+79161112233", "DID": "1500"}}
-    async with http.post(f"{base}/variable", params={
-            "variable": "X_REPORTED", "value": "waiting", "report_events": "true"}) as response:
+            "variables": {"CALLERID(num)": "+79161112233", "DID": "1500"}
+        }
+    async with http.post(
+        f"{base}/variable",
+        params={"variable": "X_REPORTED", "value": "waiting", "report_events": "true"},
+    ) as response:
         assert response.status == 204
     varset = await events.wait_for("ChannelVarset", variable="X_REPORTED")
     assert varset["channel"]["channelvars"]["X_REPORTED"] == "waiting"
-    async with http.post(f"{base}/variable", params={
-            "variable": "CALLERID(name)", "value": "New Name "}) as response:
+    async with http.post(
+        f"{base}/variable", params={"variable": "CALLERID(name)", "value": "New Name "}
+    ) as response:
         assert response.status == 204
     caller_id = await events.wait_for("ChannelCallerId")
     assert caller_id["channel"]["caller"]["name"] == "New Name"
-    async with http.post(f"{base}/variable", params={"variable": "CHANNEL(nosuchitem)",
-                                                     "value": "x"}) as response:
+    async with http.post(
+        f"{base}/variable", params={"variable": "CHANNEL(nosuchitem)", "value": "x"}
+    ) as response:
         assert response.status == 204
     async with http.post(f"{base}/variables") as response:
         assert response.status == 400
         assert await response.json() == {"message": "The 'variables' field is required"}
-    async with http.post(f"{base}/variables", json={"variables": {
-            "A": "a", "B": {"value": "b", "report_events": True}}}) as response:
+    async with http.post(
+        f"{base}/variables",
+        json={"variables": {"A": "a", "B": {"value": "b", "report_events": True}}},
+    ) as response:
         assert response.status == 204
     async with http.get(f"{base}/variable", params={"variable": "B"}) as response:
         assert await response.json() == {"value": "b"}
@@ -124,8 +134,7 @@ async def test_prompts_from_sound_dirs_and_language_fallback(tmp_path: pathlib.P
             wav.setsampwidth(2)
             wav.setframerate(8000)
             wav.writeframes(bytes(int(16000 * seconds)))
-    sim = Simulator(sound_dirs=[("pbx", prompts)], recordings_dir=tmp_path / "rec",
-                    time_scale=0.05)
+    sim = Simulator(sound_dirs=[("pbx", prompts)], recordings_dir=tmp_path / "rec", time_scale=0.05)
     await sim.start()
     try:
         sounds = sim.engine.sounds
@@ -134,10 +143,17 @@ async def test_prompts_from_sound_dirs_and_language_fallback(tmp_path: pathlib.P
         assert sounds.media_duration("sound:pbx/missing", "en") is None
         assert sounds.media_duration("sound:beep", "en") == 0.42
         assert sounds.media_duration("sound:phone", "en") is None  # only in ru
-        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http, http.get(
-                f"{sim.base_url}/sounds/pbx%2Fgreeting") as response:
+        async with (
+            aiohttp.ClientSession(headers=AUTH_HEADERS) as http,
+            http.get(f"{sim.base_url}/sounds/pbx%2Fgreeting") as response,
+        ):
             assert response.status == 200
-            assert await response.json() == {"id": "pbx/greeting", "formats": [
-                {"language": "ru", "format": "slin"}, {"language": "en", "format": "slin"}]}
+            assert await response.json() == {
+                "id": "pbx/greeting",
+                "formats": [
+                    {"language": "ru", "format": "slin"},
+                    {"language": "en", "format": "slin"},
+                ],
+            }
     finally:
         await sim.stop()

@@ -13,7 +13,9 @@ from tests.simulator.conftest import Connect
 
 # 500s Asterisk itself returns for these inputs (traces 04, 05, 11, 13, 15, 17).
 _EXPECTED_500 = {
-    "Allocation failed", "Error parsing request", "Unknown device",
+    "Allocation failed",
+    "Error parsing request",
+    "Unknown device",
     "Unable to read provided function",
 }
 _GARBAGE = ["", "x", "-1", "9" * 30, "../x", "%00", "a/b", "💥", "true", "{}", "Local/"]
@@ -31,17 +33,39 @@ async def test_garbage_never_gives_unexpected_500(
         for value, body in itertools.product(_GARBAGE[:6], (None, "not json", {"variables": 5})):
             filled = "/".join(
                 (live if part == "{channelId}" and value == "x" else (value or "v"))
-                if part.startswith("{") else part
+                if part.startswith("{")
+                else part
                 for part in path.split("/")
             )
-            params = {name: value for name in (
-                "endpoint", "app", "media", "name", "format", "channel", "variable", "value",
-                "dtmf", "operation", "deviceState", "eventSource", "timeout", "type",
-                "terminateOn", "ifExists", "maxDurationSeconds", "reason", "lang")}
+            params = {
+                name: value
+                for name in (
+                    "endpoint",
+                    "app",
+                    "media",
+                    "name",
+                    "format",
+                    "channel",
+                    "variable",
+                    "value",
+                    "dtmf",
+                    "operation",
+                    "deviceState",
+                    "eventSource",
+                    "timeout",
+                    "type",
+                    "terminateOn",
+                    "ifExists",
+                    "maxDurationSeconds",
+                    "reason",
+                    "lang",
+                )
+            }
             data = body if isinstance(body, str) else None
             json_body = body if isinstance(body, dict) else None
-            async with http.request(method, f"{sim.base_url}/{filled}", params=params,
-                                    data=data, json=json_body) as response:
+            async with http.request(
+                method, f"{sim.base_url}/{filled}", params=params, data=data, json=json_body
+            ) as response:
                 statuses[response.status] = statuses.get(response.status, 0) + 1
                 if response.status >= 500:
                     payload = await response.json()
@@ -55,8 +79,9 @@ async def test_clients_dropping_mid_socket_do_not_break_the_simulator(
     sim: Simulator, http: aiohttp.ClientSession, connect: Connect
 ) -> None:
     async with aiohttp.ClientSession() as rude:
-        ws = await rude.ws_connect(f"{sim.base_url}/events?app=pbx-service"
-                                   "&api_key=pbx-service:secret")
+        ws = await rude.ws_connect(
+            f"{sim.base_url}/events?app=pbx-service&api_key=pbx-service:secret"
+        )
         await sim.place_call("+7916", "100", steps=[Wait(60)])
         await asyncio.sleep(0.05)
         transport = ws._response.connection.transport  # type: ignore[union-attr]
@@ -73,3 +98,30 @@ async def test_clients_dropping_mid_socket_do_not_break_the_simulator(
     # Nothing is replayed on reconnect: no StasisStart for the call already in the app.
     await asyncio.sleep(0.1)
     assert events.events == []
+
+
+async def test_client_gone_during_a_blocked_request(
+    sim: Simulator, http: aiohttp.ClientSession, connect: Connect
+) -> None:
+    events = await connect("pbx-service")
+    await sim.place_call("+7916", "100", steps=[Wait(60)])
+    channel_id = (await events.wait_for("StasisStart"))["channel"]["id"]
+    base = f"{sim.base_url}/channels/{channel_id}"
+    async with http.post(f"{base}/play", params={"media": "sound:demo-congrats"}):
+        pass
+    # answer blocks behind the 30 s prompt; the client gives up after 50 ms.
+    try:
+        await asyncio.wait_for(http.post(f"{base}/answer"), 0.05)
+    except TimeoutError:
+        pass
+    else:
+        raise AssertionError("answer returned during the playback")
+    async with http.get(f"{base}") as response:
+        assert (await response.json())["state"] == "Ring"
+    # Stopping the playback lets the abandoned answer run; the simulator carries on.
+    playback_id = next(e for e in events.events if e["type"] == "PlaybackStarted")
+    async with http.delete(f"{sim.base_url}/playbacks/{playback_id['playback']['id']}"):
+        pass
+    await events.wait_for("ChannelStateChange")
+    async with http.get(f"{base}") as response:
+        assert (await response.json())["state"] == "Up"
