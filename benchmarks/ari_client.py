@@ -188,6 +188,9 @@ def measure(
 ) -> dict[str, Any]:
     """Run `ari_measure.py` for one run of one client; its ``RESULT``, or an error."""
     rest_calls = 0 if kind in ("bare-queues", "aioari-queues") else args.rest_calls
+    if kind == "rest-ab":
+        # At least 10 pairs of 100-call blocks, or one disturbed block decides the ratio.
+        rest_calls = max(rest_calls, 1000)
     events = 0 if kind == "rest-ab" else args.events
     cmd = [
         str(python), str(MEASURE), kind,
@@ -346,6 +349,10 @@ def report(
         print(
             f"  ours/bare, median of paired blocks: 1 in flight {ab['ratio_rest1']:.2f}x, "
             f"20 in flight {ab['ratio_rest20']:.2f}x"
+        )
+        print(
+            f"  A/A noise floor, a second bare session/bare: 1 in flight "
+            f"{ab['aa_ratio_rest1']:.2f}x, 20 in flight {ab['aa_ratio_rest20']:.2f}x"
         )
     for kind, result in results.items():
         if "error" in result:

@@ -613,10 +613,17 @@ AB_BLOCK = 100
 async def measure_rest_ab(cfg: Settings) -> dict[str, float]:
     """Our REST against the bare shared session, paired in one process: blocks of
     ``AB_BLOCK`` calls alternate between the two (ABBA...), so load from elsewhere on the
-    machine hits both alike. Separate processes minutes apart differ by up to 2x here."""
+    machine hits both alike. Separate processes minutes apart differ by up to 2x here.
+
+    A second bare session ("bare2") takes its turn too: bare2/bare is an A/A test, the noise
+    floor of the method on this machine."""
     out: dict[str, float] = {}
-    async with Ours(dispatch=False).rest_client(cfg) as ours, Bare().rest_client(cfg) as bare:
-        sides = {"ours": ours, "bare": bare}
+    async with contextlib.AsyncExitStack() as stack:
+        sides = {
+            "ours": await stack.enter_async_context(Ours(dispatch=False).rest_client(cfg)),
+            "bare": await stack.enter_async_context(Bare().rest_client(cfg)),
+            "bare2": await stack.enter_async_context(Bare().rest_client(cfg)),
+        }
         for answer in sides.values():
             for i in range(WARMUP_CALLS):
                 await answer(f"1795611998.{i}")
@@ -625,9 +632,14 @@ async def measure_rest_ab(cfg: Settings) -> dict[str, float]:
             cpu = dict.fromkeys(sides, 0.0)
             calls = dict.fromkeys(sides, 0)
             ratios: list[float] = []
+            ratios_aa: list[float] = []
             blocks = max(2, cfg.rest_calls // AB_BLOCK)
             for block in range(blocks):
-                order = ["ours", "bare"] if block % 2 == 0 else ["bare", "ours"]
+                order = ["ours", "bare", "bare2"]
+                # Rotate, then reverse every other round: each side runs in every position.
+                order = order[block % 3 :] + order[: block % 3]
+                if block % 2:
+                    order.reverse()
                 took = {}
                 for side in order:
                     it = iter([f"1795611999.{block}{i}" for i in range(AB_BLOCK)])
@@ -638,8 +650,10 @@ async def measure_rest_ab(cfg: Settings) -> dict[str, float]:
                     cpu[side] += time.process_time() - c0
                     calls[side] += AB_BLOCK
                 ratios.append(took["bare"] / took["ours"])
+                ratios_aa.append(took["bare"] / took["bare2"])
             # The median of the pairs' ratios: one disturbed block cannot swing it.
             out[f"ratio_rest{inflight}"] = statistics.median(ratios)
+            out[f"aa_ratio_rest{inflight}"] = statistics.median(ratios_aa)
             for side in sides:
                 out[f"{side}_rest{inflight}_s"] = calls[side] / wall[side]
                 out[f"{side}_rest{inflight}_cpu_us"] = cpu[side] / calls[side] * 1e6
