@@ -91,6 +91,7 @@ class Engine:
         self.call_log: list[dict[str, Any]] = []
         self.snoops: dict[str, list[Channel]] = {}
         self.custom_device_states: dict[str, str] = {}
+        self.phone_device_states: dict[str, str] = {}
         self.hints: dict[str, str] = {
             "9999@rec-hints": "Stasis:pbx-callbacks",
             "9998@rec-hints": "Custom:agent101",
@@ -202,6 +203,8 @@ class Engine:
             return
         channel.state = state
         self.emit_channel("ChannelStateChange", channel)
+        if channel.phone_endpoint is not None:
+            self.phone_device_changed(channel.phone_endpoint)
         if state == "Up" and channel.tech == "Local":
             self.local_device_state(channel, "INUSE")
         if state == "Up" and channel.half == 2 and channel.pending_caller is not None:
@@ -444,6 +447,8 @@ class Engine:
             channel.app_data = "(Outgoing Line)"
         self.emit_channel("ChannelDestroyed", channel, cause=cause, cause_txt=cause_text(cause))
         self.channels.remove(channel)
+        if channel.phone_endpoint is not None:
+            self.phone_device_changed(channel.phone_endpoint)
         if channel.tech == "Local":
             self.local_device_state(channel, "NOT_INUSE")
         channel.gone.set()
@@ -795,8 +800,14 @@ class Engine:
             phone = self.phones.get(name)
             if phone is None or not phone.behaviour.online:
                 return "UNAVAILABLE"
-            busy = any(c.phone_endpoint == name for c in self.channels)
-            return "INUSE" if busy else "NOT_INUSE"
+            states = [
+                c.state for c in self.channels if c.phone_endpoint == name and not c.destroyed
+            ]
+            if not states:
+                return "NOT_INUSE"
+            if all(state in ("Ring", "Ringing", "Down") for state in states):
+                return "RINGING"
+            return "INUSE"
         return "INVALID" if "/" not in name and ":" not in name else "UNKNOWN"
 
     def _extension_state(self, arg: str) -> str:
@@ -843,6 +854,20 @@ class Engine:
         event = envelope("EndpointStateChange", {"endpoint": self.endpoint_json(phone)})
         for app in list(self.apps.apps.values()):
             if app.subscribe_all or phone.endpoint in app.endpoint_ids:
+                app.deliver(event)
+        self.phone_device_changed(phone.endpoint)
+
+    def phone_device_changed(self, endpoint: str) -> None:
+        """DeviceStateChanged for a phone's PJSIP device when its state changes."""
+        if endpoint not in self.phones:
+            return
+        state = self.device_state(endpoint)
+        if self.phone_device_states.get(endpoint) == state:
+            return
+        self.phone_device_states[endpoint] = state
+        event = envelope("DeviceStateChanged", {"device_state": {"name": endpoint, "state": state}})
+        for app in list(self.apps.apps.values()):
+            if app.subscribe_all or app.wants_device(endpoint):
                 app.deliver(event)
 
     # -- lifecycle -------------------------------------------------------------------------

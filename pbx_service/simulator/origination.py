@@ -494,6 +494,7 @@ async def fallback_ring(
             continue
         info["rang"].append({"endpoint": endpoint, "result": "ringing"})
         leg.state = "Ringing"
+        engine.phone_device_changed(endpoint)
         legs.append((leg, phone.behaviour, endpoint))
     answering = [
         (b.answer_after, leg, b, ep)

@@ -157,3 +157,31 @@ async def test_prompts_from_sound_dirs_and_language_fallback(tmp_path: pathlib.P
             }
     finally:
         await sim.stop()
+
+
+async def test_phone_device_states(
+    sim: Simulator, http: aiohttp.ClientSession, connect: Connect
+) -> None:
+    events = await connect("pbx-service")
+    sim.add_phone("PJSIP/101", PhoneBehaviour.answers(after=0.5, hangup_after=0.5))
+    async with http.post(
+        f"{sim.base_url}/applications/pbx-service/subscription",
+        params={"eventSource": "deviceState:PJSIP/101"},
+    ) as response:
+        assert response.status == 200
+    async with http.get(
+        f"{sim.base_url}/deviceStates/PJSIP/101".replace("PJSIP/101", "PJSIP%2F101")
+    ) as response:
+        assert await response.json() == {"name": "PJSIP/101", "state": "NOT_INUSE"}
+    async with http.post(
+        f"{sim.base_url}/channels", params={"endpoint": "PJSIP/101", "app": "pbx-service"}
+    ) as response:
+        channel_id = (await response.json())["id"]
+    await events.wait_for("ChannelDestroyed", channel__id=channel_id)
+    await events.wait_for("DeviceStateChanged", device_state__state="NOT_INUSE")
+    states = [
+        e["device_state"]["state"] for e in events.events if e["type"] == "DeviceStateChanged"
+    ]
+    assert states == ["RINGING", "INUSE", "NOT_INUSE"]
+    sim.add_phone("PJSIP/101", PhoneBehaviour.offline())
+    await events.wait_for("DeviceStateChanged", device_state__state="UNAVAILABLE")
