@@ -29,6 +29,7 @@ from pbx_service.callbacks.outbound import (
 from pbx_service.callbacks.queue import DEVICE_STATE, device_state_for, due_count, release_stale
 from pbx_service.calls.app import CallApplication
 from pbx_service.config import Config
+from pbx_service.contacts import ContactDirectory
 from pbx_service.errors import PbxError
 from pbx_service.store.embedded import EmbeddedPostgres, resolve_database_url
 from pbx_service.store.migrate import upgrade
@@ -99,6 +100,7 @@ class Daemon:
         self._events_task: asyncio.Task[None] | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self.agi: FastAgiServer | None = None
+        self.contacts: ContactDirectory | None = None
 
     @property
     def database(self) -> Database:
@@ -130,8 +132,13 @@ class Daemon:
             reconnect_max_delay=ari.reconnect_max_delay,
         )
         await self.client.__aenter__()
+        self.contacts = ContactDirectory(self._database.url)
         self.app = CallApplication(
-            self.client.rest, self.config, self.writer.submit, node=self.node
+            self.client.rest,
+            self.config,
+            self.writer.submit,
+            node=self.node,
+            contacts=self.contacts,
         )
         self._events_task = asyncio.create_task(self.client.run(self.app), name="ari-events")
         if self.config.agi.enabled:
@@ -199,6 +206,8 @@ class Daemon:
             await self.client.__aexit__(None, None, None)
         if self.writer is not None:
             await self.writer.close()
+        if self.contacts is not None:
+            await self.contacts.aclose()
         if self._own_database and self._database is not None:
             await self._database.close()
         log.info("daemon stopped")

@@ -51,8 +51,10 @@ class AgentBoard:
     def offer_ended(self, agent_id: str) -> None:
         self.states[agent_id] = self.state(agent_id).with_offer_ended()
 
-    def answered(self, agent_id: str, team_name: str) -> None:
+    def answered(self, agent_id: str, team_name: str | None) -> None:
         self.states[agent_id] = self.state(agent_id).with_answer()
+        if team_name is None:
+            return
         team = self.config.teams[team_name]
         current = self.team_states.get(team_name) or TeamState.for_team(team)
         self.team_states[team_name] = current.with_rung(agent_id)

@@ -18,7 +18,7 @@ from pbx_service.ari import AriEvent, AriRest, EventDispatcher
 from pbx_service.ari.errors import AriError
 from pbx_service.calls.agents import AgentBoard
 from pbx_service.calls.hours import business_hours
-from pbx_service.calls.session import RESYNC_EVENT, CallPorts, InboundCall
+from pbx_service.calls.session import RESYNC_EVENT, CallPorts, ContactLookup, InboundCall
 from pbx_service.config import Config
 from pbx_service.store.records import CallRecord
 
@@ -35,6 +35,7 @@ class CallApplication:
         submit: Callable[[CallRecord], None],
         *,
         node: str | None = None,
+        contacts: ContactLookup | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.rest = rest
@@ -49,6 +50,7 @@ class CallApplication:
             unroute=self.dispatcher.unroute,
             hours=business_hours(config.schedules),
             board=AgentBoard(config),
+            contacts=contacts,
             clock=clock,
         )
         self.calls: dict[str, InboundCall] = {}

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from pbx_service.ari import AriEvent, AriHTTPError, AriNotFound, AriRest
 from pbx_service.ari.errors import AriError
@@ -46,6 +46,7 @@ from pbx_service.config.ivr import (
     TeamAction,
     VoicemailAction,
 )
+from pbx_service.contacts import Contact
 from pbx_service.store.records import CallRecord
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,12 @@ RESYNC_EVENT = "PbxResync"
 # After the caller leaves, how long to wait for the events that close the books
 # (RecordingFinished of a voicemail, ChannelDestroyed of legs).
 SETTLE_SECONDS = 2.0
+
+
+class ContactLookup(Protocol):
+    """The known-customers directory as the flow needs it (never raises for outages)."""
+
+    async def get(self, number: str | None) -> Contact | None: ...
 
 
 class CallerGone(Exception):
@@ -76,6 +83,7 @@ class CallPorts:
     unroute: Callable[[str], None]
     hours: Mapping[str, BusinessHours]
     board: AgentBoard
+    contacts: ContactLookup | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -121,6 +129,7 @@ class InboundCall:
         self.overflowed = False
         self.agent_id: str | None = None
         self.agent_team: str | None = None
+        self.contact: Contact | None = None
         self._answer_mono: float | None = None
         self._bridged_mono: float | None = None
         self._start_mono = time.monotonic()
@@ -206,14 +215,72 @@ class InboundCall:
         await self._ari(rest.answer(self.channel_id))
         self._answer_mono = time.monotonic()
         self.event("answered_by_system")
+        await self._recognise()
         disposition = self._disposition()
         if disposition is not None and not disposition.is_open:
             await self._after_hours(disposition)
             return
         self._step = "greeting"
         await self.play([media(self.config.flow.greeting)])
+        if await self._direct_line():
+            return
         route = await self.menu() if self.config.ivr is not None else None
         await self.serve(route.action if route else None, route.fallback if route else None)
+
+    async def _recognise(self) -> None:
+        """A known customer: their name and company go to the agent's phone and the log."""
+        if self.ports.contacts is None or not self.record.caller_number:
+            return
+        contact = await self.ports.contacts.get(self.record.caller_number)
+        if contact is None:
+            return
+        self.contact = contact
+        self.record.category = self.record.category or "customer"
+        self.event(
+            "known_customer",
+            name=contact.name,
+            company=contact.company,
+            tier=str(contact.tier),
+            account_manager=contact.account_manager,
+        )
+
+    async def _direct_line(self) -> bool:
+        """Tier A customers skip the menu: their account manager first, then the manager's
+        team; True when someone answered (otherwise the normal path follows)."""
+        contact = self.contact
+        manager = contact.account_manager if contact else None
+        if contact is None or str(contact.tier) != "A" or not manager:
+            return False
+        board = self.ports.board
+        if manager not in board.directory:
+            self.event("account_manager_unknown", manager=manager)
+            return False
+        team = next((name for name, t in self.config.teams.items() if manager in t.roster()), None)
+        ring_timeout = self.config.teams[team].ring_timeout if team else 20.0
+        self.event("route_step", step="account_manager", agent=manager)
+        free = board.state(manager).unavailable_because(self.ports.clock()) is None
+        if free:
+            board.offer([manager], str(self.record.id))
+            winner = None
+            try:
+                winner = await self.ring("account_manager", [board.endpoint(manager)], ring_timeout)
+            finally:
+                if winner is None:
+                    board.offer_ended(manager)
+            if winner is not None:
+                self.agent_id, self.agent_team = manager, team
+                board.answered(manager, team)
+                self._step = "talk"
+                await self.talk()
+                return True
+        if team is not None:
+            self.event("route_step", step="manager_team", team=team)
+            if await self.ring_team(team):
+                self._step = "talk"
+                await self.talk()
+                return True
+        self.event("route_step", step="normal_path")
+        return False
 
     async def menu(self) -> Route:
         """Run the IVR until the caller's choice (or the menu's default) is known."""
@@ -438,7 +505,7 @@ class InboundCall:
             await self._ari(
                 rest.start_moh(self.channel_id, hold_music or self.config.flow.hold_music)
             )
-        caller_id = _caller_id(self.record.caller_name, self.record.caller_number)
+        caller_id = _caller_id(self._display_name(), self.record.caller_number)
         for endpoint in endpoints:
             leg_id, other_id = new_id(), new_id()
             self.own(leg_id)
@@ -625,6 +692,13 @@ class InboundCall:
         if not self.caller_gone:
             await self.play([media(vm.thanks_prompt)])
             await self._hangup_quietly(self.channel_id)
+
+    def _display_name(self) -> str | None:
+        """What the agent's phone shows: the directory's company and name when known."""
+        contact = self.contact
+        if contact is None:
+            return self.record.caller_name
+        return " — ".join(part for part in (contact.company, contact.name) if part)
 
     # ---- ending ---------------------------------------------------------------------------
 
