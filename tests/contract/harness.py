@@ -562,6 +562,8 @@ class Replay:
         self.scale = time_scale
         self.grace = grace
         self.soft_grace = soft_grace
+        # (seq, seconds): how far behind the scaled trace clock the replay fell at worst.
+        self.max_lag: tuple[int, float] = (0, 0.0)
         self.username = username
         self.password = password
         self.ids = IdMap()
@@ -630,6 +632,9 @@ class Replay:
                     # Anchor on when the action was sent, not when it returned: our requests
                     # are slower than the recording client's, and that must not add up.
                     sent = (action.send_est, self._now())
+                    lag = sent[1] - self.scale * action.send_est
+                    if lag > self.max_lag[1]:
+                        self.max_lag = (action.line.seq, lag)
                     await self._perform(session, action)
                     self._anchor = sent
                 await self._drain_tail()
@@ -692,6 +697,9 @@ class Replay:
             ):
                 anchor = (e.t_rel, e.matched_at)
         target = anchor[1] + self.scale * max(0.0, action.send_est - anchor[0])
+        # Once behind the scaled trace clock (waits that gave up), catch up rather than let
+        # the lag grow against the simulator's running timers.
+        target = min(target, self.scale * action.send_est)
         delay = target - self._now()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -1145,6 +1153,10 @@ def simulator_kwargs(
         "time_scale": time_scale,
         "username": DEFAULT_USER,
         "password": DEFAULT_PASSWORD,
+        # The replay runs on the scaled clock, so originate/dial timeouts must too.
+        "scale_client_timeouts": True,
+        # Asterisk's transmit_silence quirk: an idle Local half sends no frames (trace 04).
+        "local_idle_media": "none",
     }
     if recordings_dir is not None:
         wanted["recordings_dir"] = recordings_dir
