@@ -243,6 +243,12 @@ class NotificationDispatcher:
                     conn.terminate()
                     self._conn = None
                 raise
+            except asyncio.CancelledError:
+                # Cut off mid-statement (close, abort): the connection's state is unknown.
+                if self._conn is not None:
+                    self._conn.terminate()
+                    self._conn = None
+                raise
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is not None and not self._conn.is_closed():

@@ -165,3 +165,21 @@ async def test_the_shipped_in_memory_mailer_stands_in_for_smtp(
     assert mailer.refused == 1 and row["attempts"] == 2
     [message] = mailer.messages
     assert message["Message-ID"] == f"<{row['id']}@example.com>"
+
+
+async def test_starttls_is_never_silently_skipped(
+    database_url: str,
+    smtp: tuple[MailSink, int],
+    make_settings: SettingsFactory,
+    start_dispatcher: DispatcherFactory,
+) -> None:
+    # The test server offers no STARTTLS: the password must not go out in plain text.
+    sink, _port = smtp
+    settings = make_settings(
+        email={"security": "starttls", "username": "pbx", "password": "pw", "max_attempts": 1},
+        with_webhook=False,
+    )
+    await log_calls(database_url, settings, voicemail_call())
+    await start_dispatcher(settings)
+    [row] = await wait_status(database_url, "failed")
+    assert "STARTTLS" in row["last_error"] and not sink.messages and not sink.attempts
