@@ -78,7 +78,11 @@ class FakeAsterisk:
 
     async def closed_by_server(self, timeout: float = 5.0) -> bool:
         """Wait until the server closes; True if nothing more was sent before that."""
-        return await asyncio.wait_for(self.reader.read(), timeout) == b""
+        try:
+            return await asyncio.wait_for(self.reader.read(), timeout) == b""
+        except ConnectionResetError:
+            # Closed while our last write was in flight: the kernel answers it with a reset.
+            return True
 
     async def close(self) -> None:
         """Close our end, as Asterisk does when the channel goes away."""
