@@ -393,3 +393,16 @@ async def delete_settled(conn: asyncpg.Connection, before: datetime) -> int:
     pending ones are kept whatever their age. Returns how many were deleted."""
     status: str = await conn.execute(_PURGE_SQL, before)
     return int(status.rsplit(" ", 1)[-1])
+
+
+_REQUEUE_SQL = """
+UPDATE notifications SET status = 'pending', attempts = 0, next_attempt_at = now()
+WHERE status = 'failed' AND ($1::uuid[] IS NULL OR id = ANY($1::uuid[]))
+"""
+
+
+async def requeue_failed(conn: asyncpg.Connection, ids: Sequence[uuid.UUID] | None = None) -> int:
+    """Send failed notifications again with a fresh set of attempts (all of them, or those
+    in ``ids``), e.g. after a webhook's URL or secret was fixed. Returns how many."""
+    status: str = await conn.execute(_REQUEUE_SQL, None if ids is None else list(ids))
+    return int(status.rsplit(" ", 1)[-1])

@@ -297,6 +297,21 @@ async def test_retention_deletes_only_settled_notifications(database_url: str) -
     await with_conn(database_url, run)
 
 
+async def test_failed_notifications_can_be_sent_again(database_url: str) -> None:
+    async def run(conn: asyncpg.Connection) -> None:
+        await _queue(conn, 3)
+        items = await claim(conn, limit=3, lease_seconds=30, node="a")
+        for item in items:
+            assert await outbox.mark_failed(conn, item, "HTTP 404")
+        assert await outbox.requeue_failed(conn, [items[0].id]) == 1
+        [again] = await claim(conn, limit=3, lease_seconds=30, node="a")
+        assert again.id == items[0].id and again.attempt == 1
+        assert await outbox.requeue_failed(conn) == 2
+        assert await outbox.status_counts(conn) == {"pending": 2, "sending": 1}
+
+    await with_conn(database_url, run)
+
+
 @pytest.mark.skipif(
     "notify" not in inspect.signature(CallLogWriter).parameters,
     reason="CallLogWriter has no notify= parameter yet: the lead wires "
