@@ -12,9 +12,9 @@ committed (seen by another connection, polled every few milliseconds), under a t
 under a burst. Every path starts from the same `CallRecord` objects, so turning them into rows
 is part of each figure.
 
-The database is ``$DATABASE_URL`` if set (the tables are emptied: use a scratch database!),
-otherwise an embedded PostgreSQL 16 (pgserver) in a temporary directory. Migrated first with
-`pbx_service.store.migrate.upgrade`.
+The database is a scratch database created (and dropped afterwards) on the server of
+``$DATABASE_URL`` if set (its user needs CREATEDB), otherwise an embedded PostgreSQL 16
+(pgserver) in a temporary directory. Migrated first with `pbx_service.store.migrate.upgrade`.
 
     python benchmarks/calllog.py            # full run
     python benchmarks/calllog.py --quick    # well under a minute
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from pbx_service.store.embedded import EmbeddedPostgres, asyncpg_dsn, normalize_database_url
@@ -413,6 +414,28 @@ async def bench(url: str, args: argparse.Namespace, tmp: Path) -> None:
         print(f"  {'[MET]' if ok else '[MISSED]':8} {text}")
 
 
+async def on_scratch_database(url: str, args: argparse.Namespace, tmp: Path) -> None:
+    """Run in a database of our own on the server of ``url`` (created, then dropped): the
+    benchmark empties its tables, which must never be someone's call log."""
+    name = f"pbx_bench_{os.getpid()}"
+    admin = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        except asyncpg.PostgresError as exc:
+            raise SystemExit(
+                f"cannot create the scratch database {name} ({exc}); the DATABASE_URL user "
+                "needs CREATEDB, or unset DATABASE_URL to use an embedded PostgreSQL"
+            ) from exc
+        args.where = f"DATABASE_URL server, scratch database {name} (dropped afterwards)"
+        try:
+            await bench(make_url(url).set(database=name).render_as_string(False), args, tmp)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -435,16 +458,14 @@ def main() -> None:
         tmp = Path(tmp_name)
         embedded: EmbeddedPostgres | None = None
         if url:
-            url = normalize_database_url(url)
-            args.where = "DATABASE_URL"
+            asyncio.run(on_scratch_database(normalize_database_url(url), args, tmp))
         else:
             embedded = EmbeddedPostgres()
             url = embedded.start(tmp / "pg")
             args.where = "embedded pgserver (fresh data directory)"
-        try:
-            asyncio.run(bench(url, args, tmp))
-        finally:
-            if embedded is not None:
+            try:
+                asyncio.run(bench(url, args, tmp))
+            finally:
                 embedded.stop()
 
 
