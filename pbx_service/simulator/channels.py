@@ -167,6 +167,7 @@ class Channel:
         self.half = 0  # 1 or 2 for Local halves
         self.explicit_id = False  # channelId was given by the client
         self.snoop_target: Channel | None = None
+        self.snoop_spy = ""
         self.stasis_app: str | None = None
         self.stasis_args: list[str] = []
         self.runs_dialplan = False

@@ -304,7 +304,9 @@ class Engine:
         channel.stasis_app = None
         if not channel.subscribers.get(app, True):
             del channel.subscribers[app]
-        self._snoop_touches_bridge(channel)
+        if channel.snoop_spy in ("both", "out"):
+            # Only a snoop with a write-direction hook disturbs the bridge when it goes (17).
+            self._snoop_touches_bridge(channel)
         if channel.hanging_up and channel.pending_caller is not None:
             self.set_caller(channel)
         if continue_to is not None:
@@ -416,6 +418,11 @@ class Engine:
                 self.emit_channel("ChannelHangupRequest", channel, cause=16, soft=True)
             self.dialplan.run_h(channel)
 
+    async def _end_snoops_later(self, snoops: list[Channel], target: Channel, cause: int) -> None:
+        # The audiohooks detach a little later (trace 12: after two further hangups).
+        await self.sleep(0.02)
+        self._end_snoops(snoops, target, cause)
+
     def _end_snoops(self, snoops: list[Channel], target: Channel, cause: int) -> None:
         for snoop in snoops:
             if not snoop.destroyed:
@@ -436,7 +443,7 @@ class Engine:
         if snoops:
             # A snoop holds its target: the snoops end, then the target is destroyed, after
             # the rest of the hangup has been reported (trace 12).
-            asyncio.get_running_loop().call_soon(self._end_snoops, snoops, channel, cause)
+            self.spawn(self._end_snoops_later(snoops, channel, cause), f"sim-snoops-{channel.id}")
             return
         self._destroy_now(channel, cause)
 

@@ -462,6 +462,7 @@ def snoop(engine: Engine, target: Channel, params: dict[str, str]) -> Channel:
     # The snoop ends with its target: StasisEnd only (trace 12), hence no lasting subscription.
     engine.snoops.setdefault(target.id, []).append(channel)
     channel.snoop_target = target
+    channel.snoop_spy = params.get("spy", "none")
     if not engine.enter_stasis(channel, app, args.split(",") if args else []):
         engine.hangup(channel, 16, request=None, by="stasis-failed")
     return channel

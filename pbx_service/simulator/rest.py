@@ -932,8 +932,8 @@ async def bridges_record(call: Call) -> Result:
     try:
         recording = _recording_params(call, f"bridge:{bridge.id}")
     except AriError as exc:
-        if exc.status == 409:
-            # Asterisk adds the second Recorder channel before refusing the name (trace 03).
+        if exc.status == 409 or (exc.status == 500 and call.param("name")):
+            # Asterisk adds a Recorder channel before refusing the name (traces 03, 17).
             _recorder_blip(engine, bridge)
         raise
     engine.recordings[recording.name] = recording
