@@ -56,18 +56,29 @@ UPDATE callback_tasks SET
 WHERE id = $1
 """
 _LINK_SQL = "UPDATE calls SET callback_task = $2 WHERE id = $1"
-_CLOSE_SQL = """
-UPDATE callback_tasks SET status = 'done', closed_by = $2, closed_at = $3,
+
+
+_ALREADY_LINKED_SQL = (
+    "SELECT id FROM calls WHERE id = ANY($1::uuid[]) AND callback_task IS NOT NULL"
+)
+# One statement for every call of the batch that reached a person; most calls do.
+_CLOSE_MANY_SQL = """
+UPDATE callback_tasks AS t SET status = 'done', closed_by = u.closed_by, closed_at = u.at,
     close_reason = 'called again and reached a person', updated_at = now()
-WHERE number = $1 AND status IN ('open', 'claimed') AND created_at <= $3
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(number, closed_by, at)
+WHERE t.number = u.number AND t.status IN ('open', 'claimed') AND t.created_at <= u.at
 """
 
 
 async def apply_callbacks(conn: asyncpg.Connection, snaps: Sequence[CallSnapshot]) -> None:
     """Make, join or close callback tasks for the ended calls in ``snaps``.
 
-    Runs inside the writer's transaction, after the calls themselves were written.
+    Runs inside the writer's transaction, after the calls themselves were written. A batch
+    costs one statement for the calls that reached a person and one for those that did not,
+    plus a few per call that makes a task (the rare case).
     """
+    to_task: list[tuple[tuple[Any, ...], str]] = []
+    closing: tuple[list[str], list[str | None], list[datetime]] = ([], [], [])
     for snap in snaps:
         row = snap.row
         ended_at = row[_COL["ended_at"]]
@@ -75,12 +86,21 @@ async def apply_callbacks(conn: asyncpg.Connection, snaps: Sequence[CallSnapshot
             continue
         outcome = row[_COL["outcome"]]
         if outcome in TASK_SOURCES:
-            await _task_for(conn, row, TASK_SOURCES[outcome])
+            to_task.append((row, TASK_SOURCES[outcome]))
         elif outcome in REACHED_A_PERSON and row[_COL["caller_number"]]:
-            answered_at = row[_COL["answered_at"]] or ended_at
-            await conn.execute(
-                _CLOSE_SQL, row[_COL["caller_number"]], row[_COL["answered_by"]], answered_at
-            )
+            closing[0].append(row[_COL["caller_number"]])
+            closing[1].append(row[_COL["answered_by"]])
+            closing[2].append(row[_COL["answered_at"]] or ended_at)
+    if to_task:
+        linked = {
+            r["id"]
+            for r in await conn.fetch(_ALREADY_LINKED_SQL, [row[_COL["id"]] for row, _ in to_task])
+        }
+        for row, source in to_task:
+            if row[_COL["id"]] not in linked:
+                await _task_for(conn, row, source)
+    if closing[0]:
+        await conn.execute(_CLOSE_MANY_SQL, *closing)
 
 
 async def _task_for(conn: asyncpg.Connection, row: tuple[Any, ...], source: str) -> None:
