@@ -218,14 +218,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         await daemon.start()
         serve_task = asyncio.create_task(daemon.serve(), name="daemon")
         stop_task = asyncio.create_task(stopping.wait(), name="signals")
+        died = False
         try:
             await asyncio.wait({serve_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            died = serve_task.done()
         finally:
             stop_task.cancel()
-            await daemon.stop()
-            if serve_task.done() and not serve_task.cancelled():
-                serve_task.result()  # re-raise why the daemon died
             serve_task.cancel()
+            await daemon.stop()
+        if died:
+            serve_task.result()  # re-raise why the daemon died
 
     asyncio.run(serve())
     return 0

@@ -31,6 +31,8 @@ from pbx_service.calls.app import CallApplication
 from pbx_service.config import Config
 from pbx_service.contacts import ContactDirectory
 from pbx_service.errors import PbxError
+from pbx_service.notify.audio import ari_audio_fetcher
+from pbx_service.notify.dispatcher import NotificationDispatcher
 from pbx_service.store.embedded import EmbeddedPostgres, resolve_database_url
 from pbx_service.store.migrate import upgrade
 from pbx_service.store.writer import CallLogWriter
@@ -101,6 +103,7 @@ class Daemon:
         self._housekeeping: asyncio.Task[None] | None = None
         self.agi: FastAgiServer | None = None
         self.contacts: ContactDirectory | None = None
+        self.notifier: NotificationDispatcher | None = None
 
     @property
     def database(self) -> Database:
@@ -119,6 +122,7 @@ class Daemon:
             self.data_dir / "spool",
             batch_rows=self.config.database.batch_rows,
             batch_seconds=self.config.database.batch_seconds,
+            notify=self.config.notify,
         )
         await self.writer.start()
         ari = self.config.ari
@@ -132,6 +136,14 @@ class Daemon:
             reconnect_max_delay=ari.reconnect_max_delay,
         )
         await self.client.__aenter__()
+        if self.config.notify.enabled:
+            self.notifier = NotificationDispatcher(
+                self._database.url,
+                self.config.notify,
+                fetch_audio=ari_audio_fetcher(self.client.rest),
+                node=self.node,
+            )
+            await self.notifier.start()
         self.contacts = ContactDirectory(self._database.url)
         self.app = CallApplication(
             self.client.rest,
@@ -184,8 +196,13 @@ class Daemon:
     async def serve(self) -> None:
         """Run until cancelled or the events task dies (which stops the daemon loudly)."""
         assert self._events_task is not None
-        await self._events_task
-        raise DaemonError("the ARI events task ended unexpectedly")
+        watched: set[asyncio.Task[None]] = {self._events_task}
+        if self.notifier is not None and self.notifier.task is not None:
+            watched.add(self.notifier.task)
+        if self._housekeeping is not None:
+            watched.add(self._housekeeping)
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        raise DaemonError(f"the {done.pop().get_name()} task ended unexpectedly")
 
     async def stop(self, drain_seconds: float = 5.0) -> None:
         if self._housekeeping is not None:
@@ -202,6 +219,8 @@ class Daemon:
                 await self._events_task
         if self.app is not None:
             await self.app.drain(drain_seconds)
+        if self.notifier is not None:
+            await self.notifier.close()  # before the ARI session: it fetches recordings
         if self.client is not None:
             await self.client.__aexit__(None, None, None)
         if self.writer is not None:

@@ -63,6 +63,11 @@ def parse_config(
         value = (environ or {}).get(name)
         if value:
             _set_path(data, key_path, value)
+    # Only fills in a configured e-mail section: a password alone is not an SMTP server.
+    smtp_password = (environ or {}).get("PBX_SMTP_PASSWORD")
+    notify = data.get("notify")
+    if smtp_password and isinstance(notify, dict) and isinstance(notify.get("email"), dict):
+        notify["email"]["password"] = smtp_password
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from pbx_service.config.hours import AfterHoursPolicy, Schedule
 from pbx_service.config.ivr import IvrConfig, check_references
+from pbx_service.config.notify import NotifySettings
 from pbx_service.config.teams import Agent, Team, check_staff
 
 # Dial strings Asterisk accepts for an agent: TECH/resource, e.g. PJSIP/101, Local/101@agents,
@@ -184,6 +185,10 @@ class Config(Strict):
     )
     callbacks: CallbackSettings = CallbackSettings()
     agi: AgiSettings = AgiSettings()
+    notify: NotifySettings = Field(
+        default_factory=NotifySettings,
+        description="E-mail and webhook notifications of new voicemails and callback tasks.",
+    )
     outbound: OutboundSettings = OutboundSettings()
     log_level: LogLevel = "INFO"
 

@@ -28,6 +28,8 @@ from typing import Any, Literal
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
+from pbx_service.config.notify import NotifySettings
+from pbx_service.notify.outbox import enqueue_for_calls
 from pbx_service.store.callbacks import apply_callbacks
 from pbx_service.store.embedded import asyncpg_dsn
 from pbx_service.store.errors import StoreError, WriterStateError
@@ -118,6 +120,7 @@ class CallLogWriter:
         command_timeout: float = 30.0,
         method: WriteMethod = "copy",
         overflow_chunk: int = 500,
+        notify: NotifySettings | None = None,
     ) -> None:
         if batch_rows < 1 or queue_size < 1 or overflow_chunk < 1 or not batch_seconds > 0:
             raise StoreError(
@@ -125,6 +128,8 @@ class CallLogWriter:
                 f"overflow_chunk={overflow_chunk} must be >= 1, batch_seconds={batch_seconds} > 0"
             )
         self._dsn = asyncpg_dsn(database_url)
+        # Notifications are enqueued in the same transaction as the calls and tasks they tell of.
+        self._notify = notify if notify is not None and notify.enabled else None
         self._spool = Spool(spool_dir)
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
@@ -521,6 +526,8 @@ class CallLogWriter:
                     if events:
                         await conn.executemany(INSERT_EVENT_SQL, events)
                 await apply_callbacks(conn, snaps)
+                if self._notify is not None:
+                    await enqueue_for_calls(conn, snaps, self._notify)
         except _DATA_ERRORS:
             raise
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
