@@ -44,6 +44,16 @@ class AgentBoard:
         free = eligible(candidates, self.states, now)
         return ring_order(team.strategy, free, self.states, team_state)
 
+    def may_free_up(
+        self, team_name: str, now: datetime, *, skip: frozenset[str] = frozenset()
+    ) -> bool:
+        """Is anyone on duty (and not in `skip`) logged in but busy right now: in a call,
+        ringing for another caller, or in wrap-up? Then a caller should wait for them."""
+        team = self.config.teams[team_name]
+        return any(
+            self.state(agent).is_logged_in() for agent in on_duty(team, now) if agent not in skip
+        )
+
     def offer(self, agent_ids: list[str], call_id: str) -> None:
         for agent in agent_ids:
             self.states[agent] = self.state(agent).with_offer(call_id)

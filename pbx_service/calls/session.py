@@ -57,6 +57,9 @@ T = TypeVar("T")
 # carrying the ids of the channels and bridges that still exist.
 RESYNC_EVENT = "PbxResync"
 
+# How often a queued caller's team is checked for an agent who became free.
+QUEUE_POLL_SECONDS = 0.25
+
 # After the caller leaves, how long to wait for the events that close the books
 # (RecordingFinished of a voicemail, ChannelDestroyed of legs).
 SETTLE_SECONDS = 2.0
@@ -406,10 +409,27 @@ class InboundCall:
         self._step = "ring"
         give_up_at = time.monotonic() + team.max_wait
         tried: set[str] = set()
+        queued = False
         while time.monotonic() < give_up_at:
-            attempts = board.plan(team_name, self.ports.clock(), skip=frozenset(tried))
+            now = self.ports.clock()
+            attempts = board.plan(team_name, now, skip=frozenset(tried))
             if not attempts:
-                break
+                # Everyone free has had a turn. Agents busy with other callers may free up:
+                # wait for them in the queue (with music) rather than give up at once.
+                if not board.may_free_up(team_name, now, skip=frozenset(tried)):
+                    break
+                if not queued:
+                    queued = True
+                    self.event("queued", team=team_name)
+                    with contextlib.suppress(AriHTTPError):
+                        await self._ari(
+                            self.ports.rest.start_moh(
+                                self.channel_id, team.hold_music or self.config.flow.hold_music
+                            )
+                        )
+                await self.next_event(min(QUEUE_POLL_SECONDS, give_up_at - time.monotonic()))
+                self._check_caller()
+                continue
             agents = attempts[0]
             tried.update(agents)
             endpoints = {board.endpoint(a): a for a in agents}

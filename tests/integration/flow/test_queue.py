@@ -1,0 +1,39 @@
+"""Callers wait for a busy agent instead of being sent to voicemail at once; an agent is never
+offered two calls at once, and gets their wrap-up time between calls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from pbx_service.simulator.driver import AgentBehaviour, Hangup, Wait, WaitBridged
+from tests.fixtures.pbx import Pbx
+
+
+async def test_second_caller_waits_for_the_agent_after_wrap_up(pbx: Pbx) -> None:
+    agent = pbx.agent("q101", AgentBehaviour.answers(after=0.2))
+    config = pbx.config(
+        reception=[agent],
+        teams={
+            "reception": {"members": [agent], "ring_timeout": 5, "wrap_up": 1.0, "max_wait": 30}
+        },
+    )
+    await pbx.start_daemon(config)
+    first = await pbx.driver.place_call(
+        "84952223344", "+74951110001", steps=[WaitBridged(15), Wait(1.0), Hangup()]
+    )
+    await first.wait_script()
+    second = await pbx.driver.place_call(
+        "84952223344", "+74951110002", steps=[WaitBridged(20), Hangup()]
+    )
+    await asyncio.wait_for(first.ended, 20)
+    first_ended = time.monotonic()
+    await asyncio.wait_for(second.ended, 30)
+    rows = await pbx.wait_ended(2)
+    by_caller = {r["caller"]: r for r in rows}
+    assert by_caller["+74951110002"]["outcome"] == "answered"
+    assert "queued" in [e["kind"] for e in by_caller["+74951110002"]["events"]]
+    legs = pbx.driver.legs_of("q101")
+    # Rung once per caller: never while on the first call, and only after the wrap-up.
+    assert len(legs) == 2
+    assert legs[1].arrived_at - first_ended >= 0.9
