@@ -21,8 +21,9 @@ log = logging.getLogger("pbx_service")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    level = args.log_level or ("INFO" if args.command == "run" else "WARNING")
     logging.basicConfig(
-        level=getattr(logging, args.log_level),
+        level=getattr(logging, level),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     try:
@@ -43,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="One virtual line for all published numbers, on Asterisk ARI.",
     )
     parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default: INFO for run, WARNING for the other commands",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pbx_service.audio import shipped_prompts_dir
+from pbx_service.callbacks.queue import list_tasks
 from pbx_service.config import Config
 from pbx_service.daemon import Daemon, Database
 from pbx_service.ops.calllog import render_calls
@@ -123,6 +124,7 @@ async def _run(data_dir: Path, time_scale: float) -> int:
         await _settled(daemon)
         rows = await list_calls(database.url)
         summary = await call_summary(database.url)
+        tasks = await list_tasks(database.url)
     finally:
         await daemon.stop()
         await sim.stop()
@@ -135,6 +137,9 @@ async def _run(data_dir: Path, time_scale: float) -> int:
     outcomes = sorted(summary.get("by_outcome", {}).items())
     by_outcome = ", ".join(f"{k}: {v}" for k, v in outcomes if v)
     print(f"calls: {len(rows)} ({by_outcome})")
+    for task in tasks:
+        sources = ", ".join(task["sources"])
+        print(f"callback task: {task['number']} ({sources}), due {task['due_at']}")
     print(f"lost calls: {lost}")
     say(f"demo finished in {time.monotonic() - started:.1f} s")
     return 0 if lost == 0 and len(rows) == 3 else 1

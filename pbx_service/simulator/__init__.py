@@ -203,7 +203,9 @@ class Simulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen on host:port (0 picks a free port)."""
         app = build_app(self._server, control_routes(self))
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, shutdown_timeout=1.0, access_log=None
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
