@@ -15,9 +15,6 @@ and CSV cells a spreadsheet would run as formulas get a leading quote.
 
 from __future__ import annotations
 
-import csv
-import io
-import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -25,7 +22,8 @@ from typing import Any, Final
 import orjson
 
 from pbx_service.callbacks import queue
-from pbx_service.ops.calllog import FORMATS, CallLogFormatError, Format, display_width
+from pbx_service.ops.calllog import FORMATS, CallLogFormatError, Format
+from pbx_service.ops.text import csv_document, csv_text, fit, safe, table
 
 EXIT_OK: Final = 0
 EXIT_NOTHING_DUE: Final = 3
@@ -122,9 +120,9 @@ def render_task(row: dict[str, Any], fmt: Format) -> str:
             value = ", ".join(str(v) for v in value)
         text = str(value)
         if key != "notes":
-            text = _safe(text)
+            text = safe(text)
         else:  # several lines: keep the breaks, indent the continuation
-            text = ("\n" + " " * (width + 2)).join(_safe(part) for part in text.split("\n"))
+            text = ("\n" + " " * (width + 2)).join(safe(part) for part in text.split("\n"))
         lines.append(f"{key.ljust(width)}  {text}")
     return "\n".join(lines) + "\n"
 
@@ -205,50 +203,14 @@ async def cli_release(
 # -- formatting ----------------------------------------------------------------------------
 
 
-def _safe(text: str) -> str:
-    """Printable text for a terminal: control, format (bidi) and separator characters become '?'."""
-    return "".join("?" if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in text)
-
-
-def _fit(text: str, width: int) -> str:
-    if display_width(text) <= width:
-        return text
-    out, used = [], 0
-    for ch in text:
-        w = display_width(ch)
-        if used + w > width - 1:
-            break
-        out.append(ch)
-        used += w
-    return "".join(out) + "…"
-
-
-def _csv_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
+def _csv_cell(key: str, value: Any) -> str:
     if isinstance(value, list):
         value = ";".join(str(v) for v in value)
-    text = str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
-        return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    # "+74951234567" is data, not a formula.
-    body = text[1:] if text[:1] in "+-" else text
-    return bool(body) and body.isdigit()
+    return csv_text(value)
 
 
 def _csv(rows: Sequence[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow([_csv_cell(row.get(k)) for k in CSV_COLUMNS])
-    return out.getvalue()
+    return csv_document(CSV_COLUMNS, rows, _csv_cell)
 
 
 def _due(value: str | None) -> str:
@@ -262,32 +224,16 @@ def _table(rows: Sequence[dict[str, Any]]) -> str:
         (
             str(row.get("id", "-")),
             _due(row.get("due_at")),
-            _fit(_safe(row.get("number") or "anonymous"), _MAX_CELL),
-            _fit(_safe(row.get("caller_name") or "-"), _MAX_CELL),
-            _fit(_safe(row.get("line_label") or row.get("did") or "-"), _MAX_CELL),
-            _safe(str(row.get("status") or "-")),
+            fit(safe(row.get("number") or "anonymous"), _MAX_CELL),
+            fit(safe(row.get("caller_name") or "-"), _MAX_CELL),
+            fit(safe(row.get("line_label") or row.get("did") or "-"), _MAX_CELL),
+            safe(str(row.get("status") or "-")),
             str(row.get("priority", 0)),
             str(row.get("attempts", 0)),
             str(row.get("dial_attempts", 0)),
-            _fit(_safe(",".join(row.get("sources") or []) or "-"), _MAX_CELL),
-            _fit(_safe(row.get("claimed_by") or row.get("closed_by") or "-"), _MAX_CELL),
+            fit(safe(",".join(row.get("sources") or []) or "-"), _MAX_CELL),
+            fit(safe(row.get("claimed_by") or row.get("closed_by") or "-"), _MAX_CELL),
         )
         for row in rows
     ]
-    widths = [
-        max([display_width(h), *(display_width(c[i]) for c in cells)])
-        for i, h in enumerate(_TABLE_HEADERS)
-    ]
-
-    def line(values: Sequence[str]) -> str:
-        parts = []
-        for header, value, width in zip(_TABLE_HEADERS, values, widths, strict=True):
-            pad = " " * (width - display_width(value))
-            parts.append(pad + value if header in _NUMERIC else value + pad)
-        return "  ".join(parts).rstrip()
-
-    lines = [line(_TABLE_HEADERS), line(["-" * w for w in widths])]
-    lines.extend(line(c) for c in cells)
-    if not cells:
-        lines.append("(no callback tasks)")
-    return "\n".join(lines) + "\n"
+    return table(_TABLE_HEADERS, cells, numeric=_NUMERIC, empty="(no callback tasks)")

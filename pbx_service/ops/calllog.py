@@ -7,9 +7,6 @@ spreadsheet would run as formulas get a leading quote.
 
 from __future__ import annotations
 
-import csv
-import io
-import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -17,6 +14,7 @@ from typing import Any, Literal
 import orjson
 
 from pbx_service.errors import PbxError
+from pbx_service.ops.text import csv_document, csv_text, fit, safe, table
 
 Format = Literal["table", "json", "csv"]
 FORMATS: tuple[str, ...] = ("table", "json", "csv")
@@ -68,62 +66,13 @@ def render_calls(rows: Sequence[dict[str, Any]], fmt: Format) -> str:
 def _csv_cell(key: str, value: Any) -> str:
     if key == "events":
         return str(len(value or []))
-    if value is None:
-        return ""
-    if key == "menu_path":
+    if key == "menu_path" and value is not None:
         value = ">".join(str(v) for v in value)
-    elif isinstance(value, bool):
-        return "true" if value else "false"
-    elif isinstance(value, float):
-        return repr(value)
-    text = str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
-        return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    # "+33612345678" and "-1.5" are data, not formulas.
-    body = text[1:] if text[:1] in "+-" else text
-    return bool(body) and body.replace(".", "", 1).isdigit()
+    return csv_text(value)
 
 
 def _csv(rows: Sequence[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow([_csv_cell(k, row.get(k)) for k in CSV_COLUMNS])
-    return out.getvalue()
-
-
-def _safe(text: str) -> str:
-    """Printable text for a terminal: control, format (bidi) and separator characters become '?'."""
-    return "".join("?" if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in text)
-
-
-def _char_width(ch: str) -> int:
-    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me"):
-        return 0
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-
-
-def display_width(text: str) -> int:
-    """Columns ``text`` takes on a terminal (wide East Asian and emoji count 2)."""
-    return sum(_char_width(ch) for ch in text)
-
-
-def _fit(text: str, width: int) -> str:
-    if display_width(text) <= width:
-        return text
-    out, used = [], 0
-    for ch in text:
-        w = _char_width(ch)
-        if used + w > width - 1:
-            break
-        out.append(ch)
-        used += w
-    return "".join(out) + "…"
+    return csv_document(CSV_COLUMNS, rows, _csv_cell)
 
 
 def _started(value: str | None) -> str:
@@ -140,29 +89,13 @@ def _table(rows: Sequence[dict[str, Any]]) -> str:
     cells = [
         (
             _started(row.get("started_at")),
-            _fit(_safe(row.get("caller") or "-"), _MAX_CELL),
-            _fit(_safe(row.get("line_label") or row.get("did") or "-"), _MAX_CELL),
-            _safe(row.get("outcome") or ("in progress" if not row.get("ended_at") else "-")),
-            _fit(_safe(row.get("answered_by") or "-"), _MAX_CELL),
+            fit(safe(row.get("caller") or "-"), _MAX_CELL),
+            fit(safe(row.get("line_label") or row.get("did") or "-"), _MAX_CELL),
+            safe(row.get("outcome") or ("in progress" if not row.get("ended_at") else "-")),
+            fit(safe(row.get("answered_by") or "-"), _MAX_CELL),
             _seconds(row.get("wait_seconds")),
             _seconds(row.get("talk_seconds")),
         )
         for row in rows
     ]
-    widths = [
-        max([display_width(h), *(display_width(c[i]) for c in cells)])
-        for i, h in enumerate(_TABLE_HEADERS)
-    ]
-
-    def line(values: Sequence[str]) -> str:
-        parts = []
-        for header, value, width in zip(_TABLE_HEADERS, values, widths, strict=True):
-            pad = " " * (width - display_width(value))
-            parts.append(pad + value if header in _NUMERIC else value + pad)
-        return "  ".join(parts).rstrip()
-
-    lines = [line(_TABLE_HEADERS), line(["-" * w for w in widths])]
-    lines.extend(line(c) for c in cells)
-    if not cells:
-        lines.append("(no calls)")
-    return "\n".join(lines) + "\n"
+    return table(_TABLE_HEADERS, cells, numeric=_NUMERIC, empty="(no calls)")

@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from pbx_service.ops.calllog import CallLogFormatError, display_width, render_calls
+from pbx_service.ops.calllog import CallLogFormatError, render_calls
+from pbx_service.ops.text import display_width
 from pbx_service.store.errors import DatabaseUnavailableError
 from pbx_service.store.queries import call_summary, list_calls
 from pbx_service.store.records import CallRecord, Outcome
