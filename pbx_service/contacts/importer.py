@@ -34,8 +34,8 @@ import codecs
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,23 +49,20 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    pool,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pbx_service.calls.numbers import clean_text
 from pbx_service.calls.queueing import Tier
 from pbx_service.contacts.errors import ColumnMappingError, ContactFileError
 from pbx_service.contacts.model import normalise_number, parse_tier, split_numbers
+from pbx_service.store.connect import connect
 from pbx_service.store.contacts_models import Contact as ContactTable
 from pbx_service.store.contacts_models import ContactNumber as ContactNumberTable
-from pbx_service.store.embedded import normalize_database_url
-from pbx_service.store.errors import DatabaseUnavailableError, StoreError
 
 # Bounds on what one cell may put in the database (CRM exports carry odd things).
 MAX_NAME = 200
@@ -745,23 +742,8 @@ async def import_parsed(
     )
 
 
-@asynccontextmanager
-async def _connect(database_url: str) -> AsyncIterator[AsyncConnection]:
-    """One connection for the import; database errors come out as `StoreError`."""
-    engine = create_async_engine(normalize_database_url(database_url), poolclass=pool.NullPool)
-    try:
-        async with engine.connect() as conn:
-            yield conn
-    except OSError as exc:
-        raise DatabaseUnavailableError(f"cannot reach the contacts database: {exc}") from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated or isinstance(exc.orig, OSError):
-            raise DatabaseUnavailableError(f"cannot reach the contacts database: {exc}") from exc
-        raise StoreError(f"contacts import failed: {exc.orig or exc}") from exc
-    except SQLAlchemyError as exc:
-        raise StoreError(f"contacts import failed: {exc}") from exc
-    finally:
-        await engine.dispose()
+def _connect(database_url: str) -> AbstractAsyncContextManager[AsyncConnection]:
+    return connect(database_url, "contacts import")
 
 
 def _array(values: Sequence[str]) -> BindParameter[Any]:

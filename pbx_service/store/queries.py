@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, or_, pool, select
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pbx_service.store.embedded import normalize_database_url
-from pbx_service.store.errors import DatabaseUnavailableError, StoreError
+from pbx_service.store.connect import connect
+from pbx_service.store.errors import StoreError
 from pbx_service.store.models import Call, CallEvent
 from pbx_service.store.records import Outcome
 from pbx_service.store.rows import utc
@@ -41,22 +39,8 @@ def lost_call_condition() -> ColumnElement[bool]:
     )
 
 
-@asynccontextmanager
-async def _connect(database_url: str) -> AsyncIterator[AsyncConnection]:
-    engine = create_async_engine(normalize_database_url(database_url), poolclass=pool.NullPool)
-    try:
-        async with engine.connect() as conn:
-            yield conn
-    except OSError as exc:
-        raise DatabaseUnavailableError(f"cannot reach the call-log database: {exc}") from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated or isinstance(exc.orig, OSError):
-            raise DatabaseUnavailableError(f"cannot reach the call-log database: {exc}") from exc
-        raise StoreError(f"call-log query failed: {exc.orig or exc}") from exc
-    except SQLAlchemyError as exc:
-        raise StoreError(f"call-log query failed: {exc}") from exc
-    finally:
-        await engine.dispose()
+def _connect(database_url: str) -> AbstractAsyncContextManager[AsyncConnection]:
+    return connect(database_url, "call-log query")
 
 
 def _iso(value: datetime | None) -> str | None:
