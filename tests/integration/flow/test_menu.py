@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from pbx_service.simulator.driver import (
     AgentBehaviour,
     Hangup,
@@ -170,3 +172,28 @@ async def test_hangup_in_the_menu_is_logged_with_the_step(pbx: Pbx) -> None:
     [hangup] = [e for e in row["events"] if e["kind"] == "caller_hangup"]
     assert hangup["step"] == "menu"
     assert row["menu_path"] == ["main", "3", "partners"]
+
+
+@pytest.mark.parametrize(
+    ("until", "step", "outcome"),
+    [
+        ([WaitPlayback("greeting", 15)], "greeting", "abandoned"),
+        ([WaitPlayback("main-menu", 15)], "menu", "abandoned"),
+        (
+            [WaitPlayback("main-menu", 15), Press("8"), WaitPlayback("leave-message", 15)],
+            "voicemail",
+            "abandoned",
+        ),
+        ([WaitPlayback("main-menu", 15), Press("1"), WaitBridged(15)], "talk", "answered"),
+    ],
+)
+async def test_hangup_at_each_step_is_logged_with_it(
+    pbx: Pbx, until: list[Any], step: str, outcome: str
+) -> None:
+    await start(pbx)
+    call = await pbx.driver.place_call(WEBSITE, "+74951230013", steps=[*until, Hangup()])
+    await asyncio.wait_for(call.ended, 30)
+    [row] = await pbx.wait_ended(1)
+    assert row["outcome"] == outcome
+    [hangup] = [e for e in row["events"] if e["kind"] == "caller_hangup"]
+    assert hangup["step"] == step
