@@ -319,7 +319,10 @@ class CallLogWriter:
 
     def _add(self, snap: CallSnapshot) -> None:
         if not self._batch:
-            self._batch_deadline = time.monotonic() + self.batch_seconds
+            # The wait counts from the submit (stamped in `updated_at`), not from when this
+            # task got to the row: rows queued behind a slow write must not wait twice.
+            waited = (datetime.now(UTC) - snap.updated_at).total_seconds()
+            self._batch_deadline = time.monotonic() + self.batch_seconds - max(0.0, waited)
         self._batch[snap.call_id] = merge(self._batch.get(snap.call_id), snap)
         self._batch_submissions += 1
 
