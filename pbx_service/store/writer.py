@@ -112,7 +112,7 @@ class CallLogWriter:
         spool_dir: Path,
         *,
         batch_rows: int = 500,
-        batch_seconds: float = 1.0,
+        batch_seconds: float = 0.8,
         queue_size: int = 10000,
         retry_min_seconds: float = 0.2,
         retry_max_seconds: float = 10.0,
