@@ -151,6 +151,7 @@ class Daemon:
             self.writer.submit,
             node=self.node,
             contacts=self.contacts,
+            database_url=self._database.url,
         )
         self._events_task = asyncio.create_task(self.client.run(self.app), name="ari-events")
         if self.config.agi.enabled:

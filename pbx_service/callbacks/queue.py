@@ -307,7 +307,7 @@ _CLAIM_NEXT_SQL = """
 UPDATE callback_tasks SET status = 'claimed', claimed_by = $1, claimed_at = $2, updated_at = $2
 WHERE id = (
     SELECT id FROM callback_tasks
-    WHERE status = 'open' AND due_at <= $2
+    WHERE status = 'open' AND due_at <= $2 AND (number IS NOT NULL OR NOT $3)
     ORDER BY priority DESC, due_at, created_at, id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -368,16 +368,17 @@ LIMIT $2
 
 
 async def claim_next(
-    database_url: str, agent: str, *, now: datetime | None = None
+    database_url: str, agent: str, *, now: datetime | None = None, dialable: bool = False
 ) -> ClaimedTask | None:
     """Claim the most urgent due task for ``agent``; None when nothing is due.
 
     Most urgent: highest ``priority``, then earliest ``due_at``, then oldest. Safe against any
     number of concurrent claimers (``FOR UPDATE SKIP LOCKED``): each task goes to one of them.
+    ``dialable``: only tasks with a number (a desk phone cannot dial an anonymous caller).
     """
     who, at = _agent(agent), _now(now)
     async with connect(database_url) as conn:
-        row = await conn.fetchrow(_CLAIM_NEXT_SQL, who, at)
+        row = await conn.fetchrow(_CLAIM_NEXT_SQL, who, at, dialable)
     return None if row is None else _claimed(row)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from pbx_service.ari import AriEvent, AriRest, EventDispatcher
 from pbx_service.ari.errors import AriError
 from pbx_service.calls.agents import AgentBoard
+from pbx_service.calls.dialback import FEATURE_ARG, LEG_ARG, DialBack
 from pbx_service.calls.hours import business_hours
 from pbx_service.calls.session import RESYNC_EVENT, CallPorts, ContactLookup, InboundCall
 from pbx_service.config import Config
@@ -36,6 +37,7 @@ class CallApplication:
         *,
         node: str | None = None,
         contacts: ContactLookup | None = None,
+        database_url: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.rest = rest
@@ -53,6 +55,7 @@ class CallApplication:
             contacts=contacts,
             clock=clock,
         )
+        self.database_url = database_url
         self.calls: dict[str, InboundCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.resyncs = 0
@@ -82,7 +85,11 @@ class CallApplication:
         if channel is None:
             return
         args = event.args
-        if args and args[0] == "agent":
+        if args and args[0] == FEATURE_ARG and self.database_url is not None:
+            work = DialBack(self.ports, event, self.database_url)
+            self._spawn(work.run(), f"dialback-{channel.id}")
+            return
+        if args and args[0] in ("agent", LEG_ARG):
             # An agent leg whose call is gone (ended, or owned by a previous run): release it.
             log.info("releasing orphan agent leg %s (%s)", channel.id, channel.name)
             self._spawn(self._release(channel.id), f"release-{channel.id}")

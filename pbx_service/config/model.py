@@ -129,6 +129,12 @@ class OutboundSettings(Strict):
         "Without it, outbound calls keep the phone's own caller ID.",
     )
     company_name: str | None = None
+    dial_template: str = Field(
+        "PJSIP/{digits}@trunk",
+        description="How the daemon dials a customer back ({number}: E.164, {digits}: "
+        "without the +).",
+    )
+    ring_timeout: float = Field(30, gt=0, le=300, description="Seconds to ring a customer.")
 
     @field_validator("company_number")
     @classmethod
