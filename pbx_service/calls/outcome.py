@@ -18,11 +18,15 @@ class CallFacts:
     failed: bool = False
     # Answered by the outside 24/7 centre the after-hours policy overflows to.
     overflow: bool = False
+    # The caller pressed 1 to be called back instead of waiting.
+    callback_requested: bool = False
 
 
 def decide_outcome(facts: CallFacts) -> Outcome:
     if facts.answered_by:
         return Outcome.OVERFLOW if facts.overflow else Outcome.ANSWERED
+    if facts.callback_requested:
+        return Outcome.CALLBACK
     if facts.voicemail_seconds is not None and facts.voicemail_seconds >= MIN_VOICEMAIL_SECONDS:
         return Outcome.VOICEMAIL
     if facts.failed:

@@ -130,6 +130,7 @@ class InboundCall:
         self.voicemail_seconds: float | None = None
         self.failed = False
         self.overflowed = False
+        self.callback_requested = False
         self.agent_id: str | None = None
         self.agent_team: str | None = None
         self.contact: Contact | None = None
@@ -395,11 +396,34 @@ class InboundCall:
                 self._step = "voicemail"
                 await self.voicemail(box=overflow.voicemail)
                 return
+            if overflow is not None and overflow.callback_offer and await self.offer_callback():
+                return
             team = overflow.team if overflow is not None else None
             if team is not None:
                 self.event("overflow_to_team", team=team)
         self._step = "voicemail"
         await self.voicemail()
+
+    async def offer_callback(self, wait_seconds: float = 6.0) -> bool:
+        """ "Press 1 to be called back and keep your place": True when the caller accepted.
+        The task made from this call is due at once, so the caller keeps their turn."""
+        self._step = "callback_offer"
+        with contextlib.suppress(AriHTTPError):
+            await self._ari(self.ports.rest.stop_moh(self.channel_id))
+        pressed = await self.play([media("press-1-callback")], stop_on="1")
+        deadline = time.monotonic() + wait_seconds
+        while pressed is None and (left := deadline - time.monotonic()) > 0:
+            ev = await self.next_event(left)
+            self._check_caller()
+            if ev is not None and ev.type == "ChannelDtmfReceived" and ev.digit == "1":
+                pressed = ev.digit
+        if pressed:
+            self.callback_requested = True
+            self.event("callback_requested")
+            await self.play([media("callback-confirmed")])
+            return True
+        self.event("callback_declined")
+        return False
 
     async def ring_team(self, team_name: str) -> bool:
         """Ring the team's agents on duty and free, attempt after attempt (by its strategy),
@@ -483,8 +507,9 @@ class InboundCall:
         self._step = "voicemail"
         await self.voicemail(promise=disposition.callback_promise)
 
-    async def play(self, items: Sequence[str]) -> None:
-        """Play to the caller and wait until it finishes (or the caller leaves)."""
+    async def play(self, items: Sequence[str], *, stop_on: str = "") -> str | None:
+        """Play to the caller and wait until it finishes (or the caller leaves). A key in
+        `stop_on` pressed meanwhile stops the prompt and is returned."""
         self._check_caller()
         playback_id = new_id()
         self.own(playback_id)
@@ -503,7 +528,16 @@ class InboundCall:
                         # A missing prompt must not strand the caller; carry on without it.
                         log.warning("prompt %s failed to play", ev.playback.media_uri)
                         self.event("prompt_failed", media=ev.playback.media_uri)
-                    return
+                    return None
+                if (
+                    ev.type == "ChannelDtmfReceived"
+                    and ev.channel_id == self.channel_id
+                    and ev.digit
+                    and ev.digit in stop_on
+                ):
+                    with contextlib.suppress(AriNotFound):
+                        await self.ports.rest.stop_playback(playback_id)
+                    return ev.digit
         finally:
             self.ports.unroute(playback_id)
 
@@ -746,7 +780,8 @@ class InboundCall:
         self.record.ended_at = now
         hours = self.ports.hours.get(self.schedule) if self.schedule else None
         sla = timedelta(minutes=self.config.callbacks.sla_minutes)
-        self.record.callback_due = callback_due(now, hours, sla)
+        # "Keep your place": a caller who asked to be called back is due at once.
+        self.record.callback_due = now if self.callback_requested else callback_due(now, hours, sla)
         if self._bridged_mono is not None:
             self.record.talk_seconds = round(time.monotonic() - self._bridged_mono, 3)
         elif self.record.wait_seconds is None:
@@ -757,6 +792,7 @@ class InboundCall:
                 voicemail_seconds=self.voicemail_seconds,
                 failed=self.failed,
                 overflow=self.overflowed,
+                callback_requested=self.callback_requested,
             )
         )
         self.event("ended", outcome=str(self.record.outcome))

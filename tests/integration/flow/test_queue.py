@@ -6,7 +6,15 @@ from __future__ import annotations
 import asyncio
 import time
 
-from pbx_service.simulator.driver import AgentBehaviour, Hangup, Wait, WaitBridged
+from pbx_service.callbacks import queue
+from pbx_service.simulator.driver import (
+    AgentBehaviour,
+    Hangup,
+    Press,
+    Wait,
+    WaitBridged,
+    WaitPlayback,
+)
 from tests.fixtures.pbx import Pbx
 
 
@@ -37,3 +45,35 @@ async def test_second_caller_waits_for_the_agent_after_wrap_up(pbx: Pbx) -> None
     # Rung once per caller: never while on the first call, and only after the wrap-up.
     assert len(legs) == 2
     assert legs[1].arrived_at - first_ended >= 0.9
+
+
+async def test_press_1_to_be_called_back_keeps_the_place(pbx: Pbx) -> None:
+    agent = pbx.agent("q201", AgentBehaviour.never_answers())
+    config = pbx.config(
+        reception=[agent],
+        teams={
+            "reception": {
+                "members": [agent],
+                "ring_timeout": 1.0,
+                "max_wait": 1.5,
+                "overflow": {"callback_offer": True},
+            }
+        },
+    )
+    await pbx.start_daemon(config)
+    call = await pbx.driver.place_call(
+        "84952223344",
+        "+74951110003",
+        steps=[
+            WaitPlayback("press-1-callback", 20),
+            Press("1"),
+            WaitPlayback("callback-confirmed", 10),
+            Wait(2),
+        ],
+    )
+    await asyncio.wait_for(call.ended, 30)
+    [row] = await pbx.wait_ended(1)
+    assert row["outcome"] == "callback" and row["callback_task"]
+    [task] = await queue.list_tasks(pbx.database_url)
+    assert task["sources"] == ["callback_requested"]
+    assert task["due_at"] <= row["ended_at"]  # due at once: the caller kept their place
