@@ -7,11 +7,13 @@ wrap-up time after each call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from pbx_service.calls.routing import (
     IDLE,
     AgentState,
+    Presence,
     TeamState,
     eligible,
     on_duty,
@@ -27,6 +29,8 @@ class AgentBoard:
         self.directory = agent_directory(config.agents, config.teams)
         self.states: dict[str, AgentState] = {}
         self.team_states: dict[str, TeamState] = {}
+        # Told the agent id after each change, e.g. to publish the agent's BLF state.
+        self.changed: Callable[[str], None] = lambda _agent: None
 
     def state(self, agent_id: str) -> AgentState:
         return self.states.get(agent_id, IDLE)
@@ -54,15 +58,31 @@ class AgentBoard:
             self.state(agent).is_logged_in() for agent in on_duty(team, now) if agent not in skip
         )
 
+    def agent_for_extension(self, extension: str | None) -> str | None:
+        """The agent whose extension (or phone) this is."""
+        if not extension:
+            return None
+        for agent_id, agent in self.directory.items():
+            if agent.extension == extension or agent.endpoint.split("/", 1)[-1] == extension:
+                return agent_id
+        return None
+
+    def set_presence(self, agent_id: str, presence: Presence, reason: str | None = None) -> None:
+        self.states[agent_id] = self.state(agent_id).with_presence(presence, reason)
+        self.changed(agent_id)
+
     def offer(self, agent_ids: list[str], call_id: str) -> None:
         for agent in agent_ids:
             self.states[agent] = self.state(agent).with_offer(call_id)
+            self.changed(agent)
 
     def offer_ended(self, agent_id: str) -> None:
         self.states[agent_id] = self.state(agent_id).with_offer_ended()
+        self.changed(agent_id)
 
     def answered(self, agent_id: str, team_name: str | None) -> None:
         self.states[agent_id] = self.state(agent_id).with_answer()
+        self.changed(agent_id)
         if team_name is None:
             return
         team = self.config.teams[team_name]
@@ -72,3 +92,4 @@ class AgentBoard:
     def call_ended(self, agent_id: str, at: datetime, team_name: str | None) -> None:
         wrap_up = self.config.teams[team_name].wrap_up if team_name else 0.0
         self.states[agent_id] = self.state(agent_id).with_call_end(at, wrap_up)
+        self.changed(agent_id)

@@ -19,6 +19,7 @@ from pbx_service.ari.errors import AriError
 from pbx_service.calls.agents import AgentBoard
 from pbx_service.calls.dialback import FEATURE_ARG, LEG_ARG, DialBack
 from pbx_service.calls.hours import business_hours
+from pbx_service.calls.presence import PRESENCE_ARG, StatePublisher, handle_presence
 from pbx_service.calls.session import RESYNC_EVENT, CallPorts, ContactLookup, InboundCall
 from pbx_service.config import Config
 from pbx_service.store.records import CallRecord
@@ -57,6 +58,8 @@ class CallApplication:
         )
         self.database_url = database_url
         self.calls: dict[str, InboundCall] = {}
+        self.publisher = StatePublisher(rest, self.ports.board)
+        self.ports.board.changed = self._agent_changed
         self._tasks: set[asyncio.Task[None]] = set()
         self.resyncs = 0
         self.connected = asyncio.Event()
@@ -85,6 +88,9 @@ class CallApplication:
         if channel is None:
             return
         args = event.args
+        if args and args[0] == PRESENCE_ARG:
+            self._spawn(handle_presence(self.ports, event), f"presence-{channel.id}")
+            return
         if args and args[0] == FEATURE_ARG and self.database_url is not None:
             work = DialBack(self.ports, event, self.database_url)
             self._spawn(work.run(), f"dialback-{channel.id}")
@@ -98,6 +104,9 @@ class CallApplication:
         self.calls[call.channel_id] = call
         self._idle.clear()
         self._spawn(self._run_call(call), f"call-{call.channel_id}")
+
+    def _agent_changed(self, agent_id: str) -> None:
+        self._spawn(self.publisher.publish(agent_id), f"devstate-{agent_id}")
 
     async def _run_call(self, call: InboundCall) -> None:
         try:
