@@ -19,6 +19,7 @@ from pbx_service.ari.errors import AriError
 from pbx_service.calls.agents import AgentBoard
 from pbx_service.calls.dialback import FEATURE_ARG, LEG_ARG, DialBack
 from pbx_service.calls.hours import business_hours
+from pbx_service.calls.numbers import to_e164
 from pbx_service.calls.presence import PRESENCE_ARG, StatePublisher, handle_presence
 from pbx_service.calls.session import RESYNC_EVENT, CallPorts, ContactLookup, InboundCall
 from pbx_service.config import Config
@@ -54,6 +55,9 @@ class CallApplication:
             hours=business_hours(config.schedules),
             board=AgentBoard(config),
             contacts=contacts,
+            direct_lines={
+                to_e164(number) or number: agent for number, agent in config.direct_lines.items()
+            },
             clock=clock,
         )
         self.database_url = database_url

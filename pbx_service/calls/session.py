@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
@@ -87,6 +87,8 @@ class CallPorts:
     hours: Mapping[str, BusinessHours]
     board: AgentBoard
     contacts: ContactLookup | None = None
+    # Caller number (E.164) -> agent id, from the config's direct_lines.
+    direct_lines: Mapping[str, str] = field(default_factory=dict)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -249,11 +251,16 @@ class InboundCall:
         )
 
     async def _direct_line(self) -> bool:
-        """Tier A customers skip the menu: their account manager first, then the manager's
+        """Direct lines (config) and tier A customers skip the menu: their person (the
+        direct line's agent, or the account manager) first, then that person's
         team; True when someone answered (otherwise the normal path follows)."""
         contact = self.contact
-        manager = contact.account_manager if contact else None
-        if contact is None or str(contact.tier) != "A" or not manager:
+        manager = self.ports.direct_lines.get(self.record.caller_number or "")
+        if manager is not None:
+            self.event("direct_line", agent=manager)
+        elif contact is not None and str(contact.tier) == "A" and contact.account_manager:
+            manager = contact.account_manager
+        else:
             return False
         board = self.ports.board
         if manager not in board.directory:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pbx_service.config.hours import AfterHoursPolicy, Schedule
 from pbx_service.config.ivr import IvrConfig, check_references
 from pbx_service.config.notify import NotifySettings
-from pbx_service.config.teams import Agent, Team, check_staff
+from pbx_service.config.teams import Agent, Team, agent_directory, check_staff
 
 # Dial strings Asterisk accepts for an agent: TECH/resource, e.g. PJSIP/101, Local/101@agents,
 # PJSIP/+74951234567@trunk.
@@ -178,6 +178,11 @@ class Config(Strict):
     )
     teams: dict[str, Team] = Field(min_length=1)
     ivr: IvrConfig | None = Field(None, description="Menus; none: every call rings reception.")
+    direct_lines: dict[str, str] = Field(
+        default_factory=dict,
+        description="Caller number -> agent id: these callers (the boss, a top client) skip "
+        "the menu and ring that person first.",
+    )
     voicemail_boxes: list[str] = Field(
         default_factory=lambda: ["general"],
         description="Voicemail boxes menus may send callers to.",
@@ -219,6 +224,17 @@ class Config(Strict):
                 f"define it under teams: or use one of {sorted(self.teams)}"
             )
         check_staff(self.agents, self.teams)
+        agent_ids = set(agent_directory(self.agents, self.teams))
+        for number, agent in self.direct_lines.items():
+            if agent not in agent_ids:
+                raise ValueError(
+                    f"direct_lines.{number}: no agent {agent!r}; use an id from agents: "
+                    f"or a team member such as {sorted(agent_ids)[:3]}"
+                )
+            if sum(ch.isdigit() for ch in number) < 5:
+                raise ValueError(
+                    f"direct_lines.{number}: not a phone number; write it as +74951234567"
+                )
         if self.ivr is not None:
             problems = check_references(
                 self.ivr,

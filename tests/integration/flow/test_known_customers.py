@@ -80,3 +80,30 @@ async def test_tier_b_goes_through_the_menu(pbx: Pbx, tmp_path: Path) -> None:
     [row] = await pbx.wait_ended(1)
     assert not [e for e in row["events"] if e["kind"] == "route_step"]
     assert row["menu_path"][0] == "main"  # heard the menu; the default took it to reception
+
+
+async def test_direct_line_rings_the_named_person_first(pbx: Pbx) -> None:
+    boss_phone = pbx.agent("boss1", AgentBehaviour.answers(after=0.2))
+    reception = pbx.agent("rec2", AgentBehaviour.answers(after=0.2))
+    config = pbx.config(
+        reception=[reception],
+        agents={"director": {"endpoint": boss_phone}},
+        teams={"management": {"members": ["director"]}},
+        direct_lines={"8 916 000-00-01": "director"},
+        ivr={
+            "menus": {
+                "main": {"prompt": "main-menu", "timeout": 1, "options": {"0": {"operator": True}}}
+            }
+        },
+    )
+    await pbx.start_daemon(config)
+    call = await pbx.driver.place_call(WEBSITE, "+79160000001", steps=[WaitBridged(15), Hangup()])
+    await asyncio.wait_for(call.ended, 20)
+    [row] = await pbx.wait_ended(1)
+    assert row["answered_by"] == boss_phone and row["menu_path"] == []
+    assert "direct_line" in [e["kind"] for e in row["events"]]
+    # Everyone else goes through the line.
+    other = await pbx.driver.place_call(WEBSITE, "+79160000002", steps=[WaitBridged(15), Hangup()])
+    await asyncio.wait_for(other.ended, 20)
+    rows = await pbx.wait_ended(2)
+    assert rows[-1]["answered_by"] == reception and rows[-1]["menu_path"][0] == "main"
