@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from pbx_service.calls.queueing import Tier
 from pbx_service.calls.routing import (
     IDLE,
     AgentState,
@@ -29,6 +30,9 @@ class AgentBoard:
         self.directory = agent_directory(config.agents, config.teams)
         self.states: dict[str, AgentState] = {}
         self.team_states: dict[str, TeamState] = {}
+        # team -> call id -> (tier rank, arrival): callers waiting for that team's agents.
+        self.waiting: dict[str, dict[str, tuple[int, datetime]]] = {}
+        self.ringing_callers: set[str] = set()
         # Told the agent id after each change, e.g. to publish the agent's BLF state.
         self.changed: Callable[[str], None] = lambda _agent: None
 
@@ -57,6 +61,28 @@ class AgentBoard:
         return any(
             self.state(agent).is_logged_in() for agent in on_duty(team, now) if agent not in skip
         )
+
+    # -- callers waiting for a team, served by tier then arrival ------------------------------
+
+    def join(self, team_name: str, call_id: str, tier: Tier, arrived_at: datetime) -> None:
+        self.waiting.setdefault(team_name, {})[call_id] = (tier.rank, arrived_at)
+
+    def leave(self, team_name: str, call_id: str) -> None:
+        self.waiting.get(team_name, {}).pop(call_id, None)
+        self.ringing_callers.discard(call_id)
+
+    def set_ringing(self, call_id: str, ringing: bool) -> None:
+        (self.ringing_callers.add if ringing else self.ringing_callers.discard)(call_id)
+
+    def my_turn(self, team_name: str, call_id: str) -> bool:
+        """Is this the most important waiting caller not already ringing someone? Tier A
+        before B before C before unknown callers, then first come, first served."""
+        queue = self.waiting.get(team_name, {})
+        candidates = [c for c in queue if c not in self.ringing_callers]
+        if not candidates:
+            return True
+        first = min(candidates, key=lambda c: (queue[c], c))
+        return first == call_id
 
     def agent_for_extension(self, extension: str | None) -> str | None:
         """The agent whose extension (or phone) this is."""

@@ -30,6 +30,7 @@ from pbx_service.calls.ivr import CancelTimer, IvrSession, Play, Route, StartTim
 from pbx_service.calls.ivr import Command as IvrCommand
 from pbx_service.calls.numbers import clean_text, to_e164
 from pbx_service.calls.outcome import CallFacts, decide_outcome
+from pbx_service.calls.queueing import Tier
 from pbx_service.calls.ringing import (
     BridgeWith,
     HangupLeg,
@@ -434,8 +435,22 @@ class InboundCall:
 
     async def ring_team(self, team_name: str) -> bool:
         """Ring the team's agents on duty and free, attempt after attempt (by its strategy),
-        until one answers or the team's max_wait passes. True when someone answered."""
+        until one answers or the team's max_wait passes. True when someone answered.
+
+        Callers waiting for the same team take turns by tier (A, B, C, unknown), then by
+        arrival: a caller rings only when no more important caller is waiting unserved."""
         board = self.ports.board
+        call_id = str(self.record.id)
+        tier = self.contact.tier if self.contact is not None else Tier.UNKNOWN
+        board.join(team_name, call_id, tier, self.record.started_at)
+        try:
+            return await self._ring_team(team_name)
+        finally:
+            board.leave(team_name, call_id)
+
+    async def _ring_team(self, team_name: str) -> bool:
+        board = self.ports.board
+        call_id = str(self.record.id)
         team = self.config.teams[team_name]
         self._step = "ring"
         give_up_at = time.monotonic() + team.max_wait
@@ -443,11 +458,13 @@ class InboundCall:
         queued = False
         while time.monotonic() < give_up_at:
             now = self.ports.clock()
-            attempts = board.plan(team_name, now, skip=frozenset(tried))
+            my_turn = board.my_turn(team_name, call_id)
+            attempts = board.plan(team_name, now, skip=frozenset(tried)) if my_turn else []
             if not attempts:
-                # Everyone free has had a turn. Agents busy with other callers may free up:
-                # wait for them in the queue (with music) rather than give up at once.
-                if not board.may_free_up(team_name, now, skip=frozenset(tried)):
+                # Everyone free has had a turn, or a more important caller is next. Agents
+                # busy with other callers may free up: wait in the queue (with music) rather
+                # than give up at once.
+                if my_turn and not board.may_free_up(team_name, now, skip=frozenset(tried)):
                     break
                 if not queued:
                     queued = True
@@ -464,7 +481,8 @@ class InboundCall:
             agents = attempts[0]
             tried.update(agents)
             endpoints = {board.endpoint(a): a for a in agents}
-            board.offer(agents, str(self.record.id))
+            board.offer(agents, call_id)
+            board.set_ringing(call_id, True)
             winner: str | None = None
             try:
                 timeout = min(team.ring_timeout, give_up_at - time.monotonic())
@@ -472,6 +490,7 @@ class InboundCall:
                     team_name, list(endpoints), timeout, hold_music=team.hold_music
                 )
             finally:
+                board.set_ringing(call_id, False)
                 for agent in agents:
                     if winner is None or endpoints.get(winner) != agent:
                         board.offer_ended(agent)

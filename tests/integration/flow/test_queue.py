@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 from pbx_service.callbacks import queue
+from pbx_service.contacts import import_contacts
 from pbx_service.simulator.driver import (
     AgentBehaviour,
     Hangup,
@@ -77,3 +79,32 @@ async def test_press_1_to_be_called_back_keeps_the_place(pbx: Pbx) -> None:
     [task] = await queue.list_tasks(pbx.database_url)
     assert task["sources"] == ["callback_requested"]
     assert task["due_at"] <= row["ended_at"]  # due at once: the caller kept their place
+
+
+async def test_waiting_callers_are_served_by_tier_then_arrival(pbx: Pbx, tmp_path: Path) -> None:
+    csv = tmp_path / "crm.csv"
+    csv.write_text("name,phone,tier\nVIP Client,+74951110099,A\n", encoding="utf-8")
+    await import_contacts(pbx.database_url, csv)
+    agent = pbx.agent("q301", AgentBehaviour.answers(after=0.2))
+    config = pbx.config(
+        reception=[agent],
+        teams={"reception": {"members": [agent], "ring_timeout": 5, "max_wait": 60}},
+    )
+    await pbx.start_daemon(config)
+    busy = await pbx.driver.place_call("84952223344", "+74951110010", steps=[WaitBridged(15)])
+    await busy.wait_script()  # the only agent is now talking
+    unknown = await pbx.driver.place_call(
+        "84952223344", "+74951110011", steps=[WaitBridged(30), Wait(0.5), Hangup()]
+    )
+    await asyncio.sleep(0.5)  # the unknown caller is first in the queue...
+    vip = await pbx.driver.place_call(
+        "84952223344", "+74951110099", steps=[WaitBridged(30), Wait(0.5), Hangup()]
+    )
+    await asyncio.sleep(1.0)  # both wait in the queue
+    await pbx.driver.client.rest.hangup(busy.channel_id)
+    await asyncio.gather(*(asyncio.wait_for(c.ended, 40) for c in (busy, unknown, vip)))
+    rows = {r["caller"]: r for r in await pbx.wait_ended(3)}
+    assert "queued" in [e["kind"] for e in rows["+74951110011"]["events"]]
+    # ...but the tier A customer who came later is answered first.
+    assert rows["+74951110099"]["answered_at"] < rows["+74951110011"]["answered_at"]
+    assert all(r["outcome"] == "answered" for r in rows.values())
