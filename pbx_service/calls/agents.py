@@ -14,6 +14,7 @@ from pbx_service.calls.queueing import Tier
 from pbx_service.calls.routing import (
     IDLE,
     AgentState,
+    EndpointState,
     Presence,
     TeamState,
     eligible,
@@ -92,6 +93,16 @@ class AgentBoard:
             if agent.extension == extension or agent.endpoint.split("/", 1)[-1] == extension:
                 return agent_id
         return None
+
+    def endpoint_changed(self, endpoint: str, online: bool) -> list[str]:
+        """An agent's phone registered or went away (ARI EndpointStateChange): an offline
+        phone is not rung. Returns the agents affected."""
+        state = EndpointState.ONLINE if online else EndpointState.OFFLINE
+        affected = [a for a, agent in self.directory.items() if agent.endpoint == endpoint]
+        for agent_id in affected:
+            self.states[agent_id] = self.state(agent_id).with_endpoint(state)
+            self.changed(agent_id)
+        return affected
 
     def set_presence(self, agent_id: str, presence: Presence, reason: str | None = None) -> None:
         self.states[agent_id] = self.state(agent_id).with_presence(presence, reason)

@@ -74,6 +74,7 @@ class CallApplication:
 
     async def on_connected(self, reconnected: bool) -> None:
         self.connected.set()
+        self._spawn(self._watch_endpoints(), "ari-endpoint-subscription")
         if reconnected:
             self._spawn(self.resync(), "ari-resync")
 
@@ -85,7 +86,26 @@ class CallApplication:
 
     # ---- sessions -------------------------------------------------------------------------
 
+    async def _watch_endpoints(self) -> None:
+        """Phones registering and going away (EndpointStateChange) keep offline agents from
+        being rung. Technologies are those of the agents' dial strings."""
+        technologies = {
+            agent.endpoint.split("/", 1)[0] for agent in self.ports.board.directory.values()
+        } - {"Local"}
+        for technology in sorted(technologies):
+            try:
+                await self.rest.subscribe(self.config.ari.app, f"endpoint:{technology}")
+            except AriError as exc:
+                log.warning("cannot follow %s endpoint states: %s", technology, exc)
+
     def _unrouted(self, event: AriEvent) -> None:
+        if event.type == "EndpointStateChange" and event.endpoint is not None:
+            endpoint = event.endpoint
+            name = f"{endpoint.technology}/{endpoint.resource}"
+            affected = self.ports.board.endpoint_changed(name, endpoint.state == "online")
+            if affected:
+                log.info("agents %s: phone %s is %s", affected, name, endpoint.state)
+            return
         if event.type != "StasisStart":
             return  # events of channels no session owns (yet or any more)
         channel = event.channel

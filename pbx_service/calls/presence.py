@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 
 from pbx_service.ari import AriEvent, AriRest
 from pbx_service.ari.errors import AriError
 from pbx_service.calls.agents import AgentBoard
-from pbx_service.calls.routing import AgentState, Presence
+from pbx_service.calls.routing import AgentState, EndpointState, Presence
 from pbx_service.calls.session import CallPorts, media, new_id
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,13 @@ ACTIONS: dict[str, tuple[Presence, str]] = {
 
 
 def device_name(agent_id: str) -> str:
-    return f"Stasis:agent-{agent_id}"
+    """``Stasis:agent-<id>``; an id that is a dial string (PJSIP/101) becomes PJSIP-101."""
+    return "Stasis:agent-" + re.sub(r"[^A-Za-z0-9_.-]", "-", agent_id)
 
 
 def device_state(state: AgentState) -> str:
     """The BLF colour of an agent: what the phone's key and the console show."""
-    if state.presence is Presence.LOGGED_OUT:
+    if state.presence is Presence.LOGGED_OUT or state.endpoint is EndpointState.OFFLINE:
         return "UNAVAILABLE"
     if state.in_call:
         return "INUSE"

@@ -860,7 +860,13 @@ class Engine:
     def endpoint_changed(self, phone: Phone) -> None:
         event = envelope("EndpointStateChange", {"endpoint": self.endpoint_json(phone)})
         for app in list(self.apps.apps.values()):
-            if app.subscribe_all or phone.endpoint in app.endpoint_ids:
+            # "endpoint:PJSIP" subscribes to every endpoint of that technology.
+            technology = phone.endpoint.split("/", 1)[0]
+            if (
+                app.subscribe_all
+                or phone.endpoint in app.endpoint_ids
+                or technology in app.endpoint_ids
+            ):
                 app.deliver(event)
         self.phone_device_changed(phone.endpoint)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from pbx_service.simulator import PhoneBehaviour
 from pbx_service.simulator.driver import AgentBehaviour, Hangup, WaitBridged
-from tests.fixtures.pbx import Pbx
+from tests.fixtures.pbx import Pbx, needs_simulator
 
 
 async def feature_code(pbx: Pbx, phone: str, *args: str) -> None:
@@ -61,3 +62,25 @@ async def test_logged_out_agent_is_not_rung_and_the_key_shows_it(pbx: Pbx) -> No
     await asyncio.wait_for(call.ended, 20)
     rows = await pbx.wait_ended(2)
     assert rows[-1]["answered_by"] == ivanov  # answers first again
+
+
+async def test_an_agent_whose_phone_goes_offline_is_not_rung(pbx: Pbx) -> None:
+    sim = needs_simulator(pbx)
+    sim.add_phone("PJSIP/301", PhoneBehaviour.answers(after=0.2))
+    sim.add_phone("PJSIP/302", PhoneBehaviour.answers(after=0.6))
+    await pbx.start_daemon(pbx.config(reception=["PJSIP/301", "PJSIP/302"]))
+    await asyncio.sleep(0.3)  # the daemon subscribes to endpoint states after connecting
+    sim.add_phone("PJSIP/301", PhoneBehaviour.offline())  # unregisters: EndpointStateChange
+    await wait_blf(pbx, "PJSIP-301", "UNAVAILABLE")  # published when the phone went away
+    before = len(sim.requests)
+    call = await pbx.driver.place_call(
+        "84952223344", "+74951230103", steps=[WaitBridged(15), Hangup()]
+    )
+    await asyncio.wait_for(call.ended, 20)
+    [row] = await pbx.wait_ended(1)
+    assert row["answered_by"] == "PJSIP/302"
+    originates = [
+        r for r in sim.requests[before:] if r["method"] == "POST" and r["path"] == "/ari/channels"
+    ]
+    rung = [r["query"]["endpoint"] for r in originates]
+    assert [e for e in rung if e.startswith("PJSIP/")] == ["PJSIP/302"]
