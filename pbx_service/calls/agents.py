@@ -75,6 +75,14 @@ class AgentBoard:
     def set_ringing(self, call_id: str, ringing: bool) -> None:
         (self.ringing_callers.add if ringing else self.ringing_callers.discard)(call_id)
 
+    def position(self, team_name: str, call_id: str) -> int:
+        """1 for the caller who will be served next, 2 for the one after, ..."""
+        queue = self.waiting.get(team_name, {})
+        if call_id not in queue:
+            return 1
+        mine = (queue[call_id], call_id)
+        return 1 + sum(1 for c, key in queue.items() if (key, c) < mine)
+
     def my_turn(self, team_name: str, call_id: str) -> bool:
         """Is this the most important waiting caller not already ringing someone? Tier A
         before B before C before unknown callers, then first come, first served."""

@@ -456,6 +456,8 @@ class InboundCall:
         give_up_at = time.monotonic() + team.max_wait
         tried: set[str] = set()
         queued = False
+        every = team.announce_position_every
+        announce_at = time.monotonic() + every if every else None
         while time.monotonic() < give_up_at:
             now = self.ports.clock()
             my_turn = board.my_turn(team_name, call_id)
@@ -475,6 +477,9 @@ class InboundCall:
                                 self.channel_id, team.hold_music or self.config.flow.hold_music
                             )
                         )
+                if announce_at is not None and time.monotonic() >= announce_at:
+                    await self._announce_position(team_name, call_id, team.hold_music)
+                    announce_at = time.monotonic() + every
                 await self.next_event(min(QUEUE_POLL_SECONDS, give_up_at - time.monotonic()))
                 self._check_caller()
                 continue
@@ -501,6 +506,21 @@ class InboundCall:
         if not tried:
             self.event("nobody_available", team=team_name)
         return False
+
+    async def _announce_position(
+        self, team_name: str, call_id: str, hold_music: str | None
+    ) -> None:
+        """ "Your position in the queue is N", then the music again."""
+        position = self.ports.board.position(team_name, call_id)
+        rest = self.ports.rest
+        with contextlib.suppress(AriHTTPError):
+            await self._ari(rest.stop_moh(self.channel_id))
+        await self.play([media("position"), f"number:{position}"])
+        self.event("position_announced", position=position)
+        with contextlib.suppress(AriHTTPError):
+            await self._ari(
+                rest.start_moh(self.channel_id, hold_music or self.config.flow.hold_music)
+            )
 
     def _disposition(self) -> CallDisposition | None:
         hours = self.ports.hours.get(self.schedule) if self.schedule else None

@@ -108,3 +108,32 @@ async def test_waiting_callers_are_served_by_tier_then_arrival(pbx: Pbx, tmp_pat
     # ...but the tier A customer who came later is answered first.
     assert rows["+74951110099"]["answered_at"] < rows["+74951110011"]["answered_at"]
     assert all(r["outcome"] == "answered" for r in rows.values())
+
+
+async def test_waiting_callers_hear_their_position(pbx: Pbx) -> None:
+    agent = pbx.agent("q401", AgentBehaviour.answers(after=0.2))
+    config = pbx.config(
+        reception=[agent],
+        teams={
+            "reception": {
+                "members": [agent],
+                "ring_timeout": 5,
+                "max_wait": 30,
+                "announce_position_every": 0.5,
+            }
+        },
+    )
+    await pbx.start_daemon(config)
+    busy = await pbx.driver.place_call("84952223344", "+74951110020", steps=[WaitBridged(15)])
+    await busy.wait_script()
+    waiting = await pbx.driver.place_call(
+        "84952223344", "+74951110021", steps=[WaitPlayback("position", 15), Wait(0.3)]
+    )
+    await waiting.wait_script()
+    assert "number:1" in waiting.playbacks
+    await pbx.driver.client.rest.hangup(busy.channel_id)
+    await pbx.driver.client.rest.hangup(waiting.channel_id)
+    rows = await pbx.wait_ended(2)
+    [row] = [r for r in rows if r["caller"] == "+74951110021"]
+    positions = [e["position"] for e in row["events"] if e["kind"] == "position_announced"]
+    assert positions and positions[0] == 1
