@@ -4,8 +4,11 @@ offered two calls at once, and gets their wrap-up time between calls."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pbx_service.callbacks import queue
 from pbx_service.contacts import import_contacts
@@ -137,3 +140,45 @@ async def test_waiting_callers_hear_their_position(pbx: Pbx) -> None:
     [row] = [r for r in rows if r["caller"] == "+74951110021"]
     positions = [e["position"] for e in row["events"] if e["kind"] == "position_announced"]
     assert positions and positions[0] == 1
+
+
+async def test_twenty_callers_five_agents_never_two_calls_at_once(pbx: Pbx) -> None:
+    names = [f"m10{n}" for n in range(5)]
+    agents = [
+        pbx.agent(n, AgentBehaviour.answers(after=0.1 + 0.1 * i)) for i, n in enumerate(names)
+    ]
+    config = pbx.config(
+        reception=agents,
+        teams={
+            "reception": {
+                "members": agents,
+                "ring_timeout": 3,
+                "max_wait": 60,
+                "wrap_up": 0.3,
+                "strategy": "longest_idle",
+            }
+        },
+    )
+    await pbx.start_daemon(config)
+    calls = []
+    for n in range(20):
+        calls.append(
+            await pbx.driver.place_call(
+                "84952223344", f"+7495111{n:04d}", steps=[WaitBridged(60), Wait(0.4), Hangup()]
+            )
+        )
+        await asyncio.sleep(0.05)
+    await asyncio.gather(*(asyncio.wait_for(c.ended, 90) for c in calls))
+    rows = await pbx.wait_ended(20, timeout=60)
+    assert [r["outcome"] for r in rows] == ["answered"] * 20
+    for name in names:
+        # Each call at this phone (from its arrival to its last event) starts after the
+        # previous one ended: never two at once.
+        spans = sorted(_span(leg.events) for leg in pbx.driver.legs_of(name))
+        for (_, end), (begin, _) in itertools.pairwise(spans):
+            assert begin >= end, f"{name} was offered a call while on another"
+
+
+def _span(events: list[Any]) -> tuple[datetime, datetime]:
+    stamps = [datetime.strptime(e.timestamp, "%Y-%m-%dT%H:%M:%S.%f%z") for e in events]
+    return min(stamps), max(stamps)
