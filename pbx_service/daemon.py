@@ -35,6 +35,7 @@ from pbx_service.notify.audio import ari_audio_fetcher
 from pbx_service.notify.dispatcher import NotificationDispatcher
 from pbx_service.store.embedded import EmbeddedPostgres, resolve_database_url
 from pbx_service.store.migrate import upgrade
+from pbx_service.store.reservations import AgentReservations
 from pbx_service.store.writer import CallLogWriter
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class Daemon:
         self._housekeeping: asyncio.Task[None] | None = None
         self.agi: FastAgiServer | None = None
         self.contacts: ContactDirectory | None = None
+        self.reservations: AgentReservations | None = None
         self.notifier: NotificationDispatcher | None = None
 
     @property
@@ -145,6 +147,7 @@ class Daemon:
             )
             await self.notifier.start()
         self.contacts = ContactDirectory(self._database.url)
+        self.reservations = AgentReservations(self._database.url, self.node)
         self.app = CallApplication(
             self.client.rest,
             self.config,
@@ -152,6 +155,7 @@ class Daemon:
             node=self.node,
             contacts=self.contacts,
             database_url=self._database.url,
+            reservations=self.reservations,
         )
         self._events_task = asyncio.create_task(self.client.run(self.app), name="ari-events")
         if self.config.agi.enabled:
@@ -228,6 +232,8 @@ class Daemon:
             await self.writer.close()
         if self.contacts is not None:
             await self.contacts.aclose()
+        if self.reservations is not None:
+            await self.reservations.close()
         if self._own_database and self._database is not None:
             await self._database.close()
         log.info("daemon stopped")

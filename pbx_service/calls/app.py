@@ -24,6 +24,7 @@ from pbx_service.calls.presence import PRESENCE_ARG, StatePublisher, handle_pres
 from pbx_service.calls.session import RESYNC_EVENT, CallPorts, ContactLookup, InboundCall
 from pbx_service.config import Config
 from pbx_service.store.records import CallRecord
+from pbx_service.store.reservations import AgentReservations
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class CallApplication:
         node: str | None = None,
         contacts: ContactLookup | None = None,
         database_url: str | None = None,
+        reservations: AgentReservations | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.rest = rest
@@ -55,6 +57,7 @@ class CallApplication:
             hours=business_hours(config.schedules),
             board=AgentBoard(config),
             contacts=contacts,
+            reservations=reservations,
             direct_lines={
                 to_e164(number) or number: agent for number, agent in config.direct_lines.items()
             },

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
+import asyncpg  # type: ignore[import-untyped,unused-ignore]
+
 from pbx_service.ari import AriEvent, AriHTTPError, AriNotFound, AriRest
 from pbx_service.ari.errors import AriError
 from pbx_service.callbacks.rules import callback_due
@@ -49,6 +51,7 @@ from pbx_service.config.ivr import (
 )
 from pbx_service.contacts import Contact
 from pbx_service.store.records import CallRecord
+from pbx_service.store.reservations import AgentReservations
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,8 @@ class CallPorts:
     hours: Mapping[str, BusinessHours]
     board: AgentBoard
     contacts: ContactLookup | None = None
+    # Agent reservations shared by every daemon on the database (None: this daemon only).
+    reservations: AgentReservations | None = None
     # Caller number (E.164) -> agent id, from the config's direct_lines.
     direct_lines: Mapping[str, str] = field(default_factory=dict)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -483,7 +488,12 @@ class InboundCall:
                 await self.next_event(min(QUEUE_POLL_SECONDS, give_up_at - time.monotonic()))
                 self._check_caller()
                 continue
-            agents = attempts[0]
+            agents = await self._reserve(attempts[0], team.ring_timeout)
+            if not agents:
+                # Held by a call on another node: wait for them like for any busy agent.
+                await self.next_event(min(QUEUE_POLL_SECONDS, give_up_at - time.monotonic()))
+                self._check_caller()
+                continue
             tried.update(agents)
             endpoints = {board.endpoint(a): a for a in agents}
             board.offer(agents, call_id)
@@ -496,16 +506,42 @@ class InboundCall:
                 )
             finally:
                 board.set_ringing(call_id, False)
-                for agent in agents:
-                    if winner is None or endpoints.get(winner) != agent:
-                        board.offer_ended(agent)
+                losers = [a for a in agents if winner is None or endpoints.get(winner) != a]
+                for agent in losers:
+                    board.offer_ended(agent)
+                await self._unreserve(losers)
             if winner is not None:
                 self.agent_id, self.agent_team = endpoints[winner], team_name
                 board.answered(self.agent_id, team_name)
+                if self.ports.reservations is not None:
+                    await self.ports.reservations.hold(self.agent_id, call_id)
                 return True
         if not tried:
             self.event("nobody_available", team=team_name)
         return False
+
+    async def _reserve(self, agents: list[str], ring_timeout: float) -> list[str]:
+        """The agents of an attempt that no call on any node holds, now held by this one."""
+        reservations = self.ports.reservations
+        if reservations is None:
+            return agents
+        lease = timedelta(seconds=ring_timeout + 10)
+        try:
+            return await reservations.reserve(agents, str(self.record.id), lease)
+        except (OSError, asyncpg.PostgresError) as exc:
+            # The database is down: ring anyway; this daemon's own board still never offers
+            # an agent two of its calls. Only cross-node protection is lost meanwhile.
+            log.warning("agent reservations unavailable, ringing anyway: %s", exc)
+            return agents
+
+    async def _unreserve(self, agents: list[str], wrap_up: float = 0.0) -> None:
+        reservations = self.ports.reservations
+        if reservations is None or not agents:
+            return
+        try:
+            await reservations.release(agents, str(self.record.id), wrap_up=wrap_up)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("could not release agents %s (their leases will expire): %s", agents, exc)
 
     async def _announce_position(
         self, team_name: str, call_id: str, hold_music: str | None
@@ -815,6 +851,8 @@ class InboundCall:
         rest = self.ports.rest
         if self.agent_id is not None:
             self.ports.board.call_ended(self.agent_id, self.ports.clock(), self.agent_team)
+            team = self.config.teams.get(self.agent_team) if self.agent_team else None
+            await self._unreserve([self.agent_id], wrap_up=team.wrap_up if team else 0.0)
         if self.agent_channel is not None:
             await self._hangup_quietly(self.agent_channel)
         if self.bridge_id is not None:

@@ -118,6 +118,19 @@ CALLBACK_STATUSES: tuple[str, ...] = (
 OPEN_CALLBACK_STATUSES: tuple[str, ...] = ("open", "claimed")
 
 
+class AgentReservation(Base):
+    """An agent held by one call (ringing, talking, or in wrap-up until ``expires_at``), so
+    that several daemons sharing this database never offer the same agent two calls."""
+
+    __tablename__ = "agent_reservations"
+
+    agent_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    call_id: Mapped[str] = mapped_column(Text, nullable=False)
+    node: Mapped[str | None] = mapped_column(Text)
+    reserved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
 class CallbackTask(Base):
     """Someone to call back. One open task per caller number: a repeat call adds to it."""
 
