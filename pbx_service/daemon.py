@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import platformdirs
@@ -91,10 +92,13 @@ class Daemon:
         data_dir: Path | None = None,
         database: Database | None = None,
         node: str | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.config = config
         self.data_dir = data_dir or config.storage.data_dir or default_data_dir()
         self.node = node or socket.gethostname()
+        # Wall clock for business hours, rotas and call times (tests move it).
+        self.clock = clock
         self._database = database
         self._own_database = database is None
         self.writer: CallLogWriter | None = None
@@ -156,6 +160,7 @@ class Daemon:
             contacts=self.contacts,
             database_url=self._database.url,
             reservations=self.reservations,
+            clock=self.clock,
         )
         self._events_task = asyncio.create_task(self.client.run(self.app), name="ari-events")
         if self.config.agi.enabled:
