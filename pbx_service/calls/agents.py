@@ -36,6 +36,8 @@ class AgentBoard:
         self.ringing_callers: set[str] = set()
         # Told the agent id after each change, e.g. to publish the agent's BLF state.
         self.changed: Callable[[str], None] = lambda _agent: None
+        # Told the team name when its callers-waiting count changes.
+        self.queue_changed: Callable[[str], None] = lambda _team: None
 
     def state(self, agent_id: str) -> AgentState:
         return self.states.get(agent_id, IDLE)
@@ -67,10 +69,15 @@ class AgentBoard:
 
     def join(self, team_name: str, call_id: str, tier: Tier, arrived_at: datetime) -> None:
         self.waiting.setdefault(team_name, {})[call_id] = (tier.rank, arrived_at)
+        self.queue_changed(team_name)
 
     def leave(self, team_name: str, call_id: str) -> None:
         self.waiting.get(team_name, {}).pop(call_id, None)
         self.ringing_callers.discard(call_id)
+        self.queue_changed(team_name)
+
+    def callers_waiting(self, team_name: str) -> int:
+        return len(self.waiting.get(team_name, {}))
 
     def set_ringing(self, call_id: str, ringing: bool) -> None:
         (self.ringing_callers.add if ringing else self.ringing_callers.discard)(call_id)

@@ -67,6 +67,7 @@ class CallApplication:
         self.calls: dict[str, InboundCall] = {}
         self.publisher = StatePublisher(rest, self.ports.board)
         self.ports.board.changed = self._agent_changed
+        self.ports.board.queue_changed = self._queue_changed
         self._tasks: set[asyncio.Task[None]] = set()
         self.resyncs = 0
         self.connected = asyncio.Event()
@@ -134,6 +135,9 @@ class CallApplication:
 
     def _agent_changed(self, agent_id: str) -> None:
         self._spawn(self.publisher.publish(agent_id), f"devstate-{agent_id}")
+
+    def _queue_changed(self, team: str) -> None:
+        self._spawn(self.publisher.publish_queue(team), f"devstate-queue-{team}")
 
     async def _run_call(self, call: InboundCall) -> None:
         try:

@@ -49,6 +49,10 @@ def device_state(state: AgentState) -> str:
     return "NOT_INUSE"
 
 
+def queue_device_name(team: str) -> str:
+    return "Stasis:queue-" + re.sub(r"[^A-Za-z0-9_.-]", "-", team)
+
+
 class StatePublisher:
     """Publishes agents' states as device states, in order: one lock per agent, and the state
     is read under it, so the last request always carries the latest state."""
@@ -57,6 +61,16 @@ class StatePublisher:
         self.rest = rest
         self.board = board
         self._locks: dict[str, asyncio.Lock] = {}
+
+    async def publish_queue(self, team: str) -> None:
+        """A team's key: BUSY while callers wait for it, NOT_INUSE otherwise."""
+        lock = self._locks.setdefault(f"queue:{team}", asyncio.Lock())
+        async with lock:
+            state = "BUSY" if self.board.callers_waiting(team) else "NOT_INUSE"
+            try:
+                await self.rest.set_device_state(queue_device_name(team), state)
+            except AriError as exc:
+                log.warning("cannot publish the queue state of team %s: %s", team, exc)
 
     async def publish(self, agent_id: str) -> None:
         lock = self._locks.setdefault(agent_id, asyncio.Lock())

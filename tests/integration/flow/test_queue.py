@@ -134,9 +134,16 @@ async def test_waiting_callers_hear_their_position(pbx: Pbx) -> None:
     )
     await waiting.wait_script()
     assert "number:1" in waiting.playbacks
+    rest = pbx.driver.client.rest
+    assert await rest.get_device_state("Stasis:queue-reception") == "BUSY"  # callers waiting
     await pbx.driver.client.rest.hangup(busy.channel_id)
     await pbx.driver.client.rest.hangup(waiting.channel_id)
     rows = await pbx.wait_ended(2)
+    for _ in range(50):
+        if await rest.get_device_state("Stasis:queue-reception") == "NOT_INUSE":
+            break
+        await asyncio.sleep(0.05)
+    assert await rest.get_device_state("Stasis:queue-reception") == "NOT_INUSE"
     [row] = [r for r in rows if r["caller"] == "+74951110021"]
     positions = [e["position"] for e in row["events"] if e["kind"] == "position_announced"]
     assert positions and positions[0] == 1
