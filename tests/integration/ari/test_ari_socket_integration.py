@@ -161,6 +161,8 @@ async def test_rest_ping_failure_triggers_reconnect(fake_ari: FakeAri, ping_repl
         await eventually(lambda: listener.disconnects >= 1, timeout=3)
         fake_ari.ping_reply = Reply(200, {"ping": "pong"})
         await eventually(lambda: len(fake_ari.connect_times) >= 2, timeout=3)
+        # The server sees the new socket a moment before the client reports it.
+        await eventually(lambda: len(listener.connects) >= 2, timeout=3)
     assert listener.connects[:2] == [False, True]
 
 
