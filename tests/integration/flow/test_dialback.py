@@ -77,3 +77,16 @@ async def test_customer_busy_reschedules_the_task(pbx: Pbx) -> None:
         await asyncio.sleep(0.1)
     assert task["status"] == "open" and task["dial_attempts"] == 1
     assert task["claimed_by"] is None
+
+
+async def test_customer_does_not_answer_reschedules_the_task(pbx: Pbx) -> None:
+    agent_phone, task_id = await make_task(pbx, AgentBehaviour.never_answers())
+    await dial_star9(pbx, agent_phone)
+    leg = await pbx.driver.wait_leg(CUSTOMER.lstrip("+"), timeout=15)
+    for _ in range(150):
+        task = await task_status(pbx, task_id)
+        if task["dial_attempts"]:
+            break
+        await asyncio.sleep(0.1)
+    assert task["status"] == "open" and task["dial_attempts"] == 1
+    await asyncio.wait_for(leg.ended, 10)  # the customer's phone stopped ringing
