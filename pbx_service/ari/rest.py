@@ -294,11 +294,7 @@ class AriRest:
         lang: str | None = None,
     ) -> Playback:
         """``POST /channels/{id}/play[/{playbackId}]``: play one or more media URIs in order."""
-        path = f"/channels/{seg(channel_id)}/play"
-        if playback_id is not None:
-            path += f"/{seg(playback_id)}"
-        params: dict[str, ParamValue] = {"media": _join_media(media), "lang": lang}
-        return Playback.from_json(await self._obj("POST", path, params))
+        return await self._play(f"/channels/{seg(channel_id)}/play", media, playback_id, lang)
 
     async def play_on_bridge(
         self,
@@ -309,7 +305,15 @@ class AriRest:
         lang: str | None = None,
     ) -> Playback:
         """``POST /bridges/{id}/play[/{playbackId}]``: play to every bridge member."""
-        path = f"/bridges/{seg(bridge_id)}/play"
+        return await self._play(f"/bridges/{seg(bridge_id)}/play", media, playback_id, lang)
+
+    async def _play(
+        self,
+        path: str,
+        media: str | Sequence[str],
+        playback_id: str | None,
+        lang: str | None,
+    ) -> Playback:
         if playback_id is not None:
             path += f"/{seg(playback_id)}"
         params: dict[str, ParamValue] = {"media": _join_media(media), "lang": lang}

@@ -88,7 +88,7 @@ def _set_path(data: dict[str, Any], key_path: tuple[str, ...], value: str) -> No
 def _describe(source: str, exc: ValidationError) -> str:
     lines = [f"{source}: {exc.error_count()} problem(s) in the configuration:"]
     for error in exc.errors():
-        where = _key_path(error["loc"]) or "(top level)"
+        where = key_path(error["loc"]) or "(top level)"
         kind = error["type"]
         message = error["msg"].removeprefix("Value error, ")
         if kind == "extra_forbidden":
@@ -99,7 +99,8 @@ def _describe(source: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _key_path(loc: tuple[int | str, ...]) -> str:
+def key_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the YAML key path: ``teams.sales.members[1]``."""
     out = ""
     for part in loc:
         if isinstance(part, int):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pbx_service.calls.hours import BusinessHours
 from pbx_service.config.hours import AfterHoursPolicy, Schedule
+from pbx_service.config.load import key_path
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -46,12 +46,5 @@ def errors_of(text: str) -> list[tuple[str, str]]:
     try:
         root(text)
     except ValidationError as exc:
-        return [(_path(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
+        return [(key_path(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
     raise AssertionError("the document was accepted")
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out

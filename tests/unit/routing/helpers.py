@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pbx_service.config.load import key_path
 from pbx_service.config.teams import Agent, Team, check_staff
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -46,12 +46,5 @@ def errors_of(text: str) -> list[tuple[str, str]]:
     try:
         root(text)
     except ValidationError as exc:
-        return [(_path(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
+        return [(key_path(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
     raise AssertionError("the document was accepted")
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
