@@ -4,7 +4,7 @@ overflows to an outside call centre and falls back to voicemail when that fails.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -103,3 +103,50 @@ async def test_overflow_busy_falls_back_to_voicemail(pbx: Pbx) -> None:
     assert "overflow_failed" in kinds
     [rung] = [e for e in row["events"] if e["kind"] == "rung"]
     assert rung["rung"][0]["result"] == "BUSY"
+
+
+async def test_public_holiday_plays_the_holiday_greeting(pbx: Pbx) -> None:
+    agent = pbx.agent("b501", AgentBehaviour.answers(after=0.2))
+    office = {
+        "office": {
+            "timezone": ZONE,
+            "weekly": {"mon-sun": ["00:00-24:00"]},
+            "holidays": {"country": "RU"},
+        }
+    }
+    new_year = datetime(2027, 1, 1, 9, 0, tzinfo=UTC)  # open every day, but a public holiday
+    await pbx.start_daemon(
+        pbx.config(
+            reception=[agent],
+            schedules=office,
+            schedule="office",
+            after_hours={"greeting": "closed-night", "holiday_greeting": "closed-holiday"},
+        ),
+        clock=lambda: new_year,
+    )
+    call = await pbx.driver.place_call(
+        WEBSITE,
+        "+74951234567",
+        steps=[WaitPlayback("leave-message", 20), Wait(2), Press("#"), Wait(3)],
+    )
+    await asyncio.wait_for(call.ended, 30)
+    [row] = await pbx.wait_ended(1)
+    [closed] = [e for e in row["events"] if e["kind"] == "closed"]
+    assert closed["reason"] == "holiday"
+    assert call.playbacks[0].endswith("closed-holiday"), call.playbacks
+    assert not pbx.driver.legs_of("b501")
+
+
+async def test_overnight_shift_is_open_after_midnight(pbx: Pbx) -> None:
+    agent = pbx.agent("b601", AgentBehaviour.answers(after=0.2))
+    night = {"night": {"timezone": ZONE, "weekly": {"mon-sun": ["20:00-08:00"]}}}
+    two_am = datetime(2026, 11, 25, 23, 0, tzinfo=UTC)  # 02:00 in Moscow, Thursday
+    await pbx.start_daemon(
+        pbx.config(reception=[agent], schedules=night, schedule="night"), clock=lambda: two_am
+    )
+    call = await pbx.driver.place_call(WEBSITE, "+74951234567", steps=[WaitBridged(15)])
+    await call.wait_script()
+    await pbx.driver.client.rest.hangup(call.channel_id)
+    [row] = await pbx.wait_ended(1)
+    assert row["outcome"] == "answered"
+    assert "closed" not in [e["kind"] for e in row["events"]]
