@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
-import asyncpg  # type: ignore[import-untyped,unused-ignore]
-
 from pbx_service.ari import AriEvent, AriHTTPError, AriNotFound, AriRest
 from pbx_service.ari.errors import AriError
 from pbx_service.callbacks.rules import callback_due
@@ -50,6 +48,7 @@ from pbx_service.config.ivr import (
     VoicemailAction,
 )
 from pbx_service.contacts import Contact
+from pbx_service.store.errors import DatabaseUnavailableError
 from pbx_service.store.records import CallRecord
 from pbx_service.store.reservations import AgentReservations
 
@@ -514,7 +513,10 @@ class InboundCall:
                 self.agent_id, self.agent_team = endpoints[winner], team_name
                 board.answered(self.agent_id, team_name)
                 if self.ports.reservations is not None:
-                    await self.ports.reservations.hold(self.agent_id, call_id)
+                    try:
+                        await self.ports.reservations.hold(self.agent_id, call_id)
+                    except DatabaseUnavailableError as exc:
+                        log.warning("agent %s answered; lease not extended: %s", winner, exc)
                 return True
         if not tried:
             self.event("nobody_available", team=team_name)
@@ -528,7 +530,7 @@ class InboundCall:
         lease = timedelta(seconds=ring_timeout + 10)
         try:
             return await reservations.reserve(agents, str(self.record.id), lease)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except DatabaseUnavailableError as exc:
             # The database is down: ring anyway; this daemon's own board still never offers
             # an agent two of its calls. Only cross-node protection is lost meanwhile.
             log.warning("agent reservations unavailable, ringing anyway: %s", exc)
@@ -540,7 +542,7 @@ class InboundCall:
             return
         try:
             await reservations.release(agents, str(self.record.id), wrap_up=wrap_up)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except DatabaseUnavailableError as exc:
             log.warning("could not release agents %s (their leases will expire): %s", agents, exc)
 
     async def _announce_position(
