@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from time import monotonic as _monotonic
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -271,11 +272,13 @@ class AriEvent:
         "_playback",
         "_recording",
         "raw",
+        "received",
         "type",
     )
 
     raw: dict[str, Any]
     type: str
+    received: float  # time.monotonic() when read off the socket (see `probe`)
     _channel: Channel | None
     _peer: Channel | None
     _caller: Channel | None
@@ -289,6 +292,7 @@ class AriEvent:
         self.raw = raw
         t = raw.get("type")
         self.type = t if t.__class__ is str else ""
+        self.received = _monotonic()
 
     def __repr__(self) -> str:
         ident = self.channel_id or self.bridge_id

@@ -20,6 +20,7 @@ from yarl import URL
 
 from .errors import AriConnectionError, AriProtocolError, AriUsageError, http_error
 from .models import Bridge, Channel, Endpoint, LiveRecording, Playback
+from .probe import RequestObserver, take_lag
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ class AriRest:
         self._session = session
         self._base = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        # Sees every request as it is sent (benchmarks count requests and event lag with it).
+        self.observer: RequestObserver | None = None
 
     async def request(
         self,
@@ -114,6 +117,9 @@ class AriRest:
         ``expect``. Non-2xx raises `AriHTTPError` subclasses; transport failures and timeouts
         raise `AriConnectionError`.
         """
+        observer = self.observer
+        if observer is not None:
+            observer(method, path, take_lag())
         url = URL(self._base + path, encoded=True)
         kwargs: dict[str, Any] = {
             "timeout": (

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
-from pbx_service.ari import AriEvent, AriHTTPError, AriNotFound, AriRest
+from pbx_service.ari import AriEvent, AriHTTPError, AriNotFound, AriRest, probe
 from pbx_service.ari.errors import AriError
 from pbx_service.callbacks.rules import callback_due
 from pbx_service.calls.afterhours import CallAction, CallDisposition, decide_call
@@ -113,6 +113,7 @@ class InboundCall:
         assert channel is not None, "StasisStart always carries a channel"
         self.ports = ports
         self.config = ports.config
+        self._start_received = start.received
         self.channel_id = channel.id
         self.queue: asyncio.Queue[AriEvent] = asyncio.Queue(maxsize=1000)
         self.did = _did_from(start.args, channel.dialplan.exten if channel.dialplan else "")
@@ -168,6 +169,7 @@ class InboundCall:
                 ev = await asyncio.wait_for(self.queue.get(), max(timeout, 0))
         except TimeoutError:
             return None
+        probe.mark(ev.received)
         self._observe(ev)
         return ev
 
@@ -203,6 +205,7 @@ class InboundCall:
     # ---- the flow -------------------------------------------------------------------------
 
     async def run(self) -> None:
+        probe.mark(self._start_received)
         self.event("incoming", did=self.did, listed=self.record.listed)
         self.ports.submit(self.record)
         try:

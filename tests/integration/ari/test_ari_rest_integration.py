@@ -432,3 +432,31 @@ async def test_variables_subscriptions_and_device_state_delete(fake_ari: FakeAri
         assert fake_ari.last().raw_path == "/ari/channels/c1/progress"
         await rest.redirect("c1", "Local/500@test-ring")
         assert fake_ari.last().query == {"endpoint": "Local/500@test-ring"}
+
+
+async def test_observer_sees_each_request_with_the_lag_of_the_event_that_caused_it(
+    fake_ari: FakeAri,
+) -> None:
+    """`probe.mark` + `AriRest.observer`: the first request after an event carries the time
+    since the event was read; a later request (a timer's) carries None."""
+    from pbx_service.ari import AriEvent, probe
+
+    fake_ari.reply("POST", "/ari/channels/c1/answer", 204, None)
+    seen: list[tuple[str, str, float | None]] = []
+    async with make_client(fake_ari) as client:
+        rest = client.rest
+        rest.observer = lambda method, path, lag: seen.append((method, path, lag))
+
+        async def call_task() -> None:
+            event = AriEvent({"type": "StasisStart", "channel": CHANNEL})
+            await asyncio.sleep(0.02)
+            probe.mark(event.received)
+            await rest.answer("c1")
+            await rest.answer("c1")
+
+        await asyncio.create_task(call_task())
+        await rest.answer("c1")  # another task: nothing marked there
+    assert [(m, p) for m, p, _ in seen] == [("POST", "/channels/c1/answer")] * 3
+    lags = [lag for _, _, lag in seen]
+    assert lags[0] is not None and 0.02 <= lags[0] < 1.0
+    assert lags[1:] == [None, None]
