@@ -155,6 +155,7 @@ class Simulator:
         stasis_app: str = "pbx-service",
         local_idle_media: str = "silence",
         scale_client_timeouts: bool = False,
+        request_log_limit: int | None = None,
     ) -> None:
         if time_scale <= 0:
             raise SimulatorError(f"time_scale must be > 0, got {time_scale}")
@@ -186,7 +187,8 @@ class Simulator:
         self.engine = Engine(self.config)
         self.requests: list[dict[str, Any]] = []
         self.calls: dict[str, CallHandle] = {}
-        self._server = AriServer(self.engine, username, password, self.requests)
+        # None keeps every request; a limit keeps the latest (long load runs).
+        self._server = AriServer(self.engine, username, password, self.requests, request_log_limit)
         self._runner: web.AppRunner | None = None
         self.host = "127.0.0.1"
         self.port = 0

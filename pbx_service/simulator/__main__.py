@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         help="ENDPOINT[=ANSWER_AFTER|never|busy|offline] (repeatable)",
     )
+    parser.add_argument(
+        "--request-log-limit",
+        type=int,
+        default=None,
+        help="keep only about this many latest REST requests in /_sim/requests (long runs)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     asyncio.run(_serve(args))
@@ -70,6 +76,7 @@ async def _serve(args: argparse.Namespace) -> None:
         recordings_dir=args.recordings_dir,
         time_scale=args.time_scale,
         fallback_endpoints=args.fallback_endpoint,
+        request_log_limit=args.request_log_limit,
     )
     for spec in args.phone:
         endpoint, _, behaviour = spec.partition("=")

@@ -287,6 +287,7 @@ class CallerDriver:
         trunk_context: str = "from-trunk",
         agent_context: str = "test-caller",
         connect_timeout: float = 10.0,
+        keep_history: bool = True,
     ) -> None:
         if client.app != CALLER_APP:
             raise DriverError(
@@ -297,6 +298,8 @@ class CallerDriver:
         self.trunk_context = trunk_context
         self.agent_context = agent_context
         self.connect_timeout = connect_timeout
+        # False: forget each call and agent leg once it ended (long load runs keep memory flat).
+        self.keep_history = keep_history
         self.calls: list[DrivenCall] = []
         self.agent_legs: list[AgentLeg] = []
         self.unrouted: list[AriEvent] = []
@@ -350,9 +353,23 @@ class CallerDriver:
         if owner is None and event.type == "StasisStart" and event.channel_id:
             owner = self._agent_arrived(event)
         if owner is None:
-            self.unrouted.append(event)
+            if self.keep_history:
+                self.unrouted.append(event)
             return
         owner._record(event)
+        if not self.keep_history and owner.ended.done():
+            self._forget(owner)
+
+    def _forget(self, owner: DrivenCall | AgentLeg) -> None:
+        if isinstance(owner, DrivenCall):
+            self._by_channel.pop(owner.channel_id, None)
+            self._by_channel.pop(owner.peer_id, None)
+            with contextlib.suppress(ValueError):
+                self.calls.remove(owner)
+        else:
+            self._by_channel.pop(owner.channel_id, None)
+            with contextlib.suppress(ValueError):
+                self.agent_legs.remove(owner)
 
     # -- callers ------------------------------------------------------------------------------
 

@@ -33,14 +33,26 @@ class AriServer:
     """Routes `/ari/...` to the REST resources and serves `/ari/events`."""
 
     def __init__(
-        self, engine: Engine, username: str, password: str, requests: list[dict[str, Any]]
+        self,
+        engine: Engine,
+        username: str,
+        password: str,
+        requests: list[dict[str, Any]],
+        request_log_limit: int | None = None,
     ) -> None:
         self.engine = engine
         self.username = username
         self.password = password
         self.requests = requests
+        self.request_log_limit = request_log_limit
         self.sockets: set[web.WebSocketResponse] = set()
         self._routes = [(method, path.split("/"), handler) for method, path, handler in rest.ROUTES]
+
+    def _log(self, entry: dict[str, Any]) -> None:
+        self.requests.append(entry)
+        limit = self.request_log_limit
+        if limit is not None and len(self.requests) > limit:
+            del self.requests[: len(self.requests) - limit // 2]  # amortised: trim in halves
 
     # -- auth ------------------------------------------------------------------------------
     def authorized(self, request: web.Request) -> bool:
@@ -98,7 +110,7 @@ class AriServer:
             log.exception("simulator failed on %s %s", request.method, request.path)
             response = json_response(500, {"message": "Internal Server Error"})
         entry["status"] = response.status
-        self.requests.append(entry)
+        self._log(entry)
         return response
 
     async def _handle(
@@ -149,14 +161,14 @@ class AriServer:
         }
         if not self.authorized(request):
             entry["status"] = 401
-            self.requests.append(entry)
+            self._log(entry)
             return json_response(401, {"message": "Authentication required"})
         apps = [a for a in request.query.get("app", "").split(",") if a]
         if not apps:
             entry["status"] = 400
-            self.requests.append(entry)
+            self._log(entry)
             return json_response(400, {"message": "Invalid application provided in param [app]."})
-        self.requests.append(entry)
+        self._log(entry)
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         subscribe_all = request.query.get("subscribeAll", "false").lower() in ("true", "1", "yes")

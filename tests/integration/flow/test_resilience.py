@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from pbx_service.simulator.driver import AgentBehaviour, WaitBridged
+from pbx_service.simulator.proxy import TcpProxy
 from tests.fixtures.pbx import Pbx, needs_simulator
-from tests.fixtures.proxy import TcpProxy
 
 WEBSITE = "84952223344"
 
