@@ -55,31 +55,38 @@ def queue_device_name(team: str) -> str:
 
 class StatePublisher:
     """Publishes agents' states as device states, in order: one lock per agent, and the state
-    is read under it, so the last request always carries the latest state."""
+    is read under it, so the last request always carries the latest state. A state equal to
+    the one last published is not sent again (a burst of changes costs one request)."""
 
     def __init__(self, rest: AriRest, board: AgentBoard) -> None:
         self.rest = rest
         self.board = board
         self._locks: dict[str, asyncio.Lock] = {}
+        self._published: dict[str, str] = {}
 
     async def publish_queue(self, team: str) -> None:
         """A team's key: BUSY while callers wait for it, NOT_INUSE otherwise."""
         lock = self._locks.setdefault(f"queue:{team}", asyncio.Lock())
         async with lock:
             state = "BUSY" if self.board.callers_waiting(team) else "NOT_INUSE"
-            try:
-                await self.rest.set_device_state(queue_device_name(team), state)
-            except AriError as exc:
-                log.warning("cannot publish the queue state of team %s: %s", team, exc)
+            await self._set(queue_device_name(team), state, f"the queue state of team {team}")
 
     async def publish(self, agent_id: str) -> None:
         lock = self._locks.setdefault(agent_id, asyncio.Lock())
         async with lock:
             state = device_state(self.board.state(agent_id))
-            try:
-                await self.rest.set_device_state(device_name(agent_id), state)
-            except AriError as exc:
-                log.warning("cannot publish the state of agent %s: %s", agent_id, exc)
+            await self._set(device_name(agent_id), state, f"the state of agent {agent_id}")
+
+    async def _set(self, device: str, state: str, what: str) -> None:
+        if self._published.get(device) == state:
+            return
+        try:
+            await self.rest.set_device_state(device, state)
+        except AriError as exc:
+            log.warning("cannot publish %s: %s", what, exc)
+            self._published.pop(device, None)  # unknown now: send the next one whatever it is
+            return
+        self._published[device] = state
 
 
 async def handle_presence(ports: CallPorts, start: AriEvent) -> None:

@@ -143,6 +143,7 @@ class InboundCall:
         self.agent_team: str | None = None
         self.contact: Contact | None = None
         self._answer_mono: float | None = None
+        self._moh_on = False
         self._bridged_mono: float | None = None
         self._start_mono = time.monotonic()
         self._step = "start"
@@ -423,8 +424,7 @@ class InboundCall:
         """ "Press 1 to be called back and keep your place": True when the caller accepted.
         The task made from this call is due at once, so the caller keeps their turn."""
         self._step = "callback_offer"
-        with contextlib.suppress(AriHTTPError):
-            await self._ari(self.ports.rest.stop_moh(self.channel_id))
+        await self._moh(False)
         pressed = await self.play([media("press-1-callback")], stop_on="1")
         deadline = time.monotonic() + wait_seconds
         while pressed is None and (left := deadline - time.monotonic()) > 0:
@@ -478,12 +478,7 @@ class InboundCall:
                 if not queued:
                     queued = True
                     self.event("queued", team=team_name)
-                    with contextlib.suppress(AriHTTPError):
-                        await self._ari(
-                            self.ports.rest.start_moh(
-                                self.channel_id, team.hold_music or self.config.flow.hold_music
-                            )
-                        )
+                    await self._moh(True, team.hold_music)
                 if announce_at is not None and time.monotonic() >= announce_at:
                     await self._announce_position(team_name, call_id, team.hold_music)
                     announce_at = time.monotonic() + every
@@ -553,15 +548,23 @@ class InboundCall:
     ) -> None:
         """ "Your position in the queue is N", then the music again."""
         position = self.ports.board.position(team_name, call_id)
-        rest = self.ports.rest
-        with contextlib.suppress(AriHTTPError):
-            await self._ari(rest.stop_moh(self.channel_id))
+        await self._moh(False)
         await self.play([media("position"), f"number:{position}"])
         self.event("position_announced", position=position)
+        await self._moh(True, hold_music)
+
+    async def _moh(self, on: bool, music_class: str | None = None) -> None:
+        """Music on hold on or off: one request, and none when it already is."""
+        if on == self._moh_on:
+            return
+        self._moh_on = on
+        rest = self.ports.rest
         with contextlib.suppress(AriHTTPError):
-            await self._ari(
-                rest.start_moh(self.channel_id, hold_music or self.config.flow.hold_music)
-            )
+            if on:
+                moh = music_class or self.config.flow.hold_music
+                await self._ari(rest.start_moh(self.channel_id, moh))
+            else:
+                await self._ari(rest.stop_moh(self.channel_id))
 
     def _disposition(self) -> CallDisposition | None:
         hours = self.ports.hours.get(self.schedule) if self.schedule else None
@@ -642,10 +645,7 @@ class InboundCall:
         rest = self.ports.rest
         state = RingAll()
         started = self.ports.clock()
-        with contextlib.suppress(AriHTTPError):
-            await self._ari(
-                rest.start_moh(self.channel_id, hold_music or self.config.flow.hold_music)
-            )
+        await self._moh(True, hold_music)
         caller_id = _caller_id(self._display_name(), self.record.caller_number)
         for endpoint in endpoints:
             leg_id, other_id = new_id(), new_id()
@@ -735,8 +735,7 @@ class InboundCall:
         bridge_id = new_id()
         self.bridge_id = bridge_id
         self.own(bridge_id)
-        with contextlib.suppress(AriHTTPError):
-            await self._ari(rest.stop_moh(self.channel_id))
+        await self._moh(False)
         await rest.create_bridge(bridge_id, type="mixing")
         try:
             await rest.add_channel(bridge_id, [self.channel_id, agent_channel])
@@ -789,8 +788,7 @@ class InboundCall:
         vm = self.config.flow.voicemail
         # The caller's wait for a person ends where the voicemail begins.
         self.record.wait_seconds = round(time.monotonic() - self._start_mono, 3)
-        with contextlib.suppress(AriHTTPError):
-            await self._ari(rest.stop_moh(self.channel_id))
+        await self._moh(False)
         await self.play([*promise, media(vm.prompt)])
         name = f"voicemail/{box or self.did}/{self.record.id}"
         self.own(name)

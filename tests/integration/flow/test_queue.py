@@ -189,3 +189,48 @@ async def test_twenty_callers_five_agents_never_two_calls_at_once(pbx: Pbx) -> N
 def _span(events: list[Any]) -> tuple[datetime, datetime]:
     stamps = [datetime.strptime(e.timestamp, "%Y-%m-%dT%H:%M:%S.%f%z") for e in events]
     return min(stamps), max(stamps)
+
+
+async def test_queue_to_agent_costs_one_request_per_control_action(pbx: Pbx) -> None:
+    """Music on hold starts once and stops once for a caller who waits, then rings and talks;
+    an agent's key changes once per visible state (ringing, in call, free): no request is
+    sent for a state that is already so (issue 6: <= 1 REST request per control action)."""
+    agent = pbx.agent("q301", AgentBehaviour.answers(after=0.2))
+    config = pbx.config(
+        reception=[agent],
+        teams={
+            "reception": {"members": [agent], "ring_timeout": 5, "wrap_up": 0.3, "max_wait": 30}
+        },
+    )
+    daemon = await pbx.start_daemon(config)
+    assert daemon.client is not None
+    sent: list[tuple[str, str]] = []
+    daemon.client.rest.observer = lambda method, path, lag: sent.append((method, path))
+    first = await pbx.driver.place_call("84952223344", "+74951110030", steps=[WaitBridged(15)])
+    await first.wait_script()
+    second = await pbx.driver.place_call(
+        "84952223344", "+74951110031", steps=[WaitBridged(20), Wait(0.3), Hangup()]
+    )
+
+    assert daemon.app is not None
+    app = daemon.app
+
+    def queued() -> bool:
+        return any(
+            e.kind == "queued"
+            for call in app.calls.values()
+            if call.record.caller_number == "+74951110031"
+            for e in call.record.events
+        )
+
+    await pbx.wait_until(queued, 10, "the second caller waiting in the queue")
+    await pbx.driver.client.rest.hangup(first.channel_id)
+    await asyncio.wait_for(second.ended, 30)
+    await pbx.wait_ended(2)
+    moh = [(m, p) for m, p in sent if p.endswith("/moh")]
+    for call in (first, second):
+        mine = [m for m, p in moh if p == f"/channels/{call.peer_id}/moh"]
+        assert mine == ["POST", "DELETE"], f"{call}: music on hold requests {mine}"
+    keys = [p for m, p in sent if m == "PUT" and p.startswith("/deviceStates/Stasis%3Aagent")]
+    keys += [p for m, p in sent if m == "PUT" and p.startswith("/deviceStates/Stasis:agent")]
+    assert 0 < len(keys) <= 6, f"two calls: ringing, in call, free each; got {len(keys)}"
