@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 from collections.abc import Callable
@@ -162,6 +163,12 @@ class Daemon:
             reservations=self.reservations,
             clock=self.clock,
         )
+        # What exists now (modules, config, pools) lives as long as the daemon. Frozen, it is
+        # left out of the cyclic collector's full passes, which otherwise walk it all and
+        # stall the event loop ~75 ms at a time (benchmarks/load.py; Asterisk drops a client
+        # that does not read for 100 ms).
+        gc.collect()
+        gc.freeze()
         self._events_task = asyncio.create_task(self.client.run(self.app), name="ari-events")
         if self.config.agi.enabled:
             self.agi = FastAgiServer(
