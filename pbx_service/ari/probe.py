@@ -1,10 +1,10 @@
 """Event → command latency, measured inside the process (benchmarks, diagnostics).
 
-A call's task calls `mark(event.received)` as it takes an event off its queue; the next REST request
-that task sends hands the time since that event was read off the socket to `AriRest.observer`
-and clears the mark, so a command a timer sends later is not counted against an old event.
-Costs one ContextVar set per event; nothing at all is measured while no observer is installed.
-"""
+A call's task calls `mark(event.received)` as it takes an event off its queue; the next REST
+request that task sends hands the time since that event was read off the socket to
+`AriRest.observer` and clears the mark. A wait that times out calls `clear()`, so a command a
+timer sends is not counted against an old event. Costs one ContextVar set per event; nothing
+is measured while no observer is installed."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ def mark(received: float) -> None:
     """Mark the event received at ``received`` (its `AriEvent.received`) as the one the
     current task now reacts to."""
     _since.set(received)
+
+
+def clear() -> None:
+    """The current task now reacts to no event (a timer fired instead)."""
+    _since.set(None)
 
 
 def take_lag() -> float | None:

@@ -169,6 +169,7 @@ class InboundCall:
             else:
                 ev = await asyncio.wait_for(self.queue.get(), max(timeout, 0))
         except TimeoutError:
+            probe.clear()  # what follows is the timer's doing, not an earlier event's
             return None
         probe.mark(ev.received)
         self._observe(ev)
