@@ -7,6 +7,7 @@ playback holds back what is queued after it (behaviour 7 of the traces README).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import dataclasses
 import re
@@ -327,6 +328,10 @@ class ChannelRegistry:
         self._next_id = 1
         self._next_name = 1
         self.by_id: dict[str, Channel] = {}
+        # Lower-cased ids, by key and sorted: lookups and prefix checks without a scan (a load
+        # run holds thousands of channels).
+        self._by_lowered: dict[str, Channel] = {}
+        self._sorted_lowered: list[str] = []
 
     def new_id(self) -> str:
         channel_id = f"{self._epoch}.{self._next_id}"
@@ -341,23 +346,32 @@ class ChannelRegistry:
     def id_in_use(self, candidate: str) -> bool:
         """A requested id collides when it is a case-insensitive prefix of a live id."""
         lowered = candidate.lower()
-        return any(existing.lower().startswith(lowered) for existing in self.by_id)
+        ids = self._sorted_lowered
+        at = bisect.bisect_left(ids, lowered)
+        return at < len(ids) and ids[at].startswith(lowered)
 
     def get(self, channel_id: str) -> Channel | None:
         found = self.by_id.get(channel_id)
         if found is not None:
             return found
-        lowered = channel_id.lower()
-        for existing, channel in self.by_id.items():
-            if existing.lower() == lowered:
-                return channel
-        return None
+        return self._by_lowered.get(channel_id.lower())
 
     def add(self, channel: Channel) -> None:
         self.by_id[channel.id] = channel
+        lowered = channel.id.lower()
+        if lowered not in self._by_lowered:
+            bisect.insort(self._sorted_lowered, lowered)
+        self._by_lowered[lowered] = channel
 
     def remove(self, channel: Channel) -> None:
-        self.by_id.pop(channel.id, None)
+        if self.by_id.pop(channel.id, None) is None:
+            return
+        lowered = channel.id.lower()
+        self._by_lowered.pop(lowered, None)
+        ids = self._sorted_lowered
+        at = bisect.bisect_left(ids, lowered)
+        if at < len(ids) and ids[at] == lowered:
+            del ids[at]
 
     def __iter__(self) -> Any:
         return iter(list(self.by_id.values()))
