@@ -7,7 +7,7 @@ menu), over a measuring window:
 
 * event -> command: time from an event being read off the daemon's socket to the REST request
   it causes being sent (p50 / p99 / max; `pbx_service.ari.probe`);
-* the longest event-loop stall (a 5 ms sleeper's lateness, in the daemon);
+* the longest event-loop stall (a 10 ms sleeper's lateness, in the daemon);
 * daemon CPU per call: CPU seconds per call-second of live calls, times the mean call length;
 * RSS per live call: (RSS now - RSS before the first call) / live calls;
 * REST requests per second and per call started in the window.
@@ -42,7 +42,9 @@ def request_delta(after: dict[str, int], before: dict[str, int]) -> dict[str, in
 
 
 async def idle_cpu_share(bench: Rig, seconds: float) -> float:
-    """The daemon's CPU with no call (pings, housekeeping, the stall watcher itself)."""
+    """The daemon's CPU with no call (pings, housekeeping, the stall watcher itself), after
+    its start-up work has settled."""
+    await asyncio.sleep(5.0)
     before = await bench.snap()
     await asyncio.sleep(seconds)
     after = await bench.snap()
@@ -95,6 +97,8 @@ async def measure_level(
         "lag_p99": end["lag_p99"],
         "lag_max": end["lag_max"],
         "stall": end["max_stall"],
+        "gc_pause": end["max_gc_pause"],
+        "gc_generation": end["max_gc_generation"],
         "cpu_share": cpu / elapsed,
         # Net of the idle floor (pings, housekeeping), so a fixed cost does not count per call.
         # Held at a level, as many calls end as start: CPU per call started is CPU per call.
@@ -116,7 +120,8 @@ async def measure_level(
         f"  {level}: live {live:.0f} (daemon {end['active_calls']}), "
         f"event->command p50 {ms(end['lag_p50'])} / p99 {ms(end['lag_p99'])} / max "
         f"{ms(end['lag_max'])} ms over {end['lag_count']} commands, stall {ms(end['max_stall'])} "
-        f"ms, daemon CPU {cpu / elapsed:.0%}, RSS {end['rss'] / 2**20:.0f} MiB",
+        f"ms (longest GC {ms(end['max_gc_pause'])} ms, gen {end['max_gc_generation']}), "
+        f"daemon CPU {cpu / elapsed:.0%}, RSS {end['rss'] / 2**20:.0f} MiB",
         flush=True,
     )
     return result
@@ -135,7 +140,7 @@ async def run(args: argparse.Namespace) -> int:
             f"settle {args.settle:g} s, window {args.window:g} s per level",
             flush=True,
         )
-        idle_share = await idle_cpu_share(bench, 10.0)
+        idle_share = await idle_cpu_share(bench, 20.0)
         print(f"Daemon idle (connected, no calls): CPU {idle_share:.1%}", flush=True)
         baseline = (await bench.snap())["rss"]
         daemon_pid = bench.daemon.pid

@@ -9,7 +9,7 @@ It runs the real `pbx_service.daemon.Daemon` and adds, from the outside, only me
 * `AriRest.observer` (see `pbx_service.ari.probe`): every REST request by method and path
   template, and the time from the event that caused it being read off the socket until the
   request is sent;
-* a loop watcher: a task sleeping 5 ms and measuring how late it wakes (the longest stall);
+* a loop watcher: a task sleeping 10 ms and measuring how late it wakes (the longest stall);
 * the resync: when the socket came back, how long the resync took, which requests it sent.
 
 Commands, one per line on stdin, each answered by one JSON line on stdout: ``snap`` (figures
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -40,7 +41,7 @@ _COLLECTIONS = frozenset(
     | {"play", "record", "snoop", "moh"}
 )
 _NOT_IDS = frozenset({"create", "externalMedia"})
-STALL_TICK = 0.005
+STALL_TICK = 0.010
 
 
 def path_template(path: str) -> str:
@@ -68,6 +69,20 @@ class Probe:
         self.reconnected_at: float | None = None
         self.requests_at_reconnect: Counter[str] = Counter()
         self.resync: dict[str, Any] = {}
+        self.max_gc_pause = 0.0
+        self.max_gc_generation = -1
+        self._gc_started = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        """Time each garbage collection: a full one over a big heap stalls the loop."""
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._gc_started
+        if pause > self.max_gc_pause:
+            self.max_gc_pause = pause
+            self.max_gc_generation = info.get("generation", -1)
 
     def observe(self, method: str, path: str, lag: float | None) -> None:
         self.requests[f"{method} {path_template(path)}"] += 1
@@ -87,6 +102,8 @@ class Probe:
         lags = sorted(self.lags)
         self.lags = []
         stall, self.max_stall = self.max_stall, 0.0
+        gc_pause, self.max_gc_pause = self.max_gc_pause, 0.0
+        gc_generation, self.max_gc_generation = self.max_gc_generation, -1
 
         def pick(q: float) -> float | None:
             return lags[min(len(lags) - 1, int(len(lags) * q))] if lags else None
@@ -102,6 +119,8 @@ class Probe:
             "lag_p99": pick(0.99),
             "lag_max": lags[-1] if lags else None,
             "max_stall": stall,
+            "max_gc_pause": gc_pause,
+            "max_gc_generation": gc_generation,
             "requests": dict(self.requests),
         }
 
