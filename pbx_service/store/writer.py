@@ -214,8 +214,10 @@ class CallLogWriter:
             with contextlib.suppress(OSError):
                 self._spool.reject_record(repr(record), f"{type(exc).__name__}: {exc}")
             return
-        if snap.events:
-            # Most recently submitted last; the oldest entries go when the cache is full.
+        if snap.events and record.ended_at is None:
+            # Most recently submitted last; the oldest entries go when the cache is full. An
+            # ended call is not submitted again (if it is, its events are simply re-encoded):
+            # caching it would keep every finished call's events up to the cap.
             self._known_events[snap.call_id] = snap.events
             if len(self._known_events) > self._known_events_max:
                 del self._known_events[next(iter(self._known_events))]

@@ -86,6 +86,27 @@ async def test_upsert_keeps_latest_version_and_each_event_once(
     assert orjson.loads(events[0]["detail"]) == {"step": 1, "note": "step 1"}
 
 
+async def test_finished_calls_leave_no_state_behind(database_url: str, tmp_path: Path) -> None:
+    """Only calls in progress keep their encoded events (so a resubmission pays only for new
+    ones); a finished call's are dropped. The soak benchmark found the writer holding every
+    finished call's events up to its 10,000-call cap: ~4 KB a call of steady growth."""
+    writer = CallLogWriter(database_url, tmp_path / "spool", batch_seconds=60)
+    await writer.start()
+    calls = [make_call(n) for n in range(20)]
+    for call in calls:
+        progress(call, 1)
+        writer.submit(call)  # in progress: cached
+    assert len(writer._known_events) == 20
+    for call in calls:
+        for step in (2, 3):
+            progress(call, step)
+            writer.submit(call)  # ended at step 3
+    await writer.flush()
+    assert writer._known_events == {}
+    await writer.close()
+    assert await _count(database_url, "call_events") == 60
+
+
 async def test_submit_copies_the_record(database_url: str, tmp_path: Path) -> None:
     writer = CallLogWriter(database_url, tmp_path / "spool", batch_seconds=60)
     await writer.start()
