@@ -40,6 +40,12 @@ TALK_LEASE = timedelta(hours=4)
 DEADLINE_SECONDS = 2.0
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Nothing to reset: these statements leave no session state (no SET, LISTEN, cursors or
+    advisory locks). asyncpg's default reset is a round trip per statement, ~5 % of the
+    daemon's CPU in the load profile (benchmarks/soak.py)."""
+
+
 class AgentReservations:
     def __init__(self, database_url: str, node: str | None) -> None:
         self._dsn = asyncpg_dsn(database_url)
@@ -49,7 +55,11 @@ class AgentReservations:
     async def _conn_pool(self) -> asyncpg.Pool:
         if self._pool is None:
             self._pool = await asyncpg.create_pool(
-                self._dsn, min_size=1, max_size=4, command_timeout=DEADLINE_SECONDS
+                self._dsn,
+                min_size=1,
+                max_size=4,
+                command_timeout=DEADLINE_SECONDS,
+                reset=_keep_session,
             )
         return self._pool
 
