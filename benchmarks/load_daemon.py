@@ -14,7 +14,8 @@ It runs the real `pbx_service.daemon.Daemon` and adds, from the outside, only me
 
 Commands, one per line on stdin, each answered by one JSON line on stdout: ``snap`` (figures
 since the last snap; request counts are cumulative), ``calls`` (channel ids of live calls),
-``resync`` (the last reconnect's figures), ``quit`` (stop the daemon, then exit).
+``resync`` (the last reconnect's figures), ``flush`` (the call-log writer), ``memmark`` and
+``memtop`` (where memory grew since the mark; with ``--tracemalloc``), ``quit``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import logging
 import os
 import sys
 import time
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -155,6 +157,15 @@ class Probe:
         app.resync = timed_resync  # type: ignore[method-assign]
 
 
+def memory_growth(mark: tracemalloc.Snapshot | None, top: int = 15) -> list[str]:
+    """Where memory grew since ``mark``: the biggest differences by allocating line."""
+    if mark is None:
+        return ["start the daemon with --tracemalloc and send memmark first"]
+    gc.collect()
+    stats = tracemalloc.take_snapshot().compare_to(mark, "lineno")
+    return [str(stat) for stat in stats[:top]]
+
+
 def reply(data: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(data) + "\n")
     sys.stdout.flush()
@@ -178,6 +189,7 @@ async def serve(args: argparse.Namespace) -> None:
     reader = asyncio.StreamReader()
     loop = asyncio.get_running_loop()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    memory_mark: tracemalloc.Snapshot | None = None
     reply({"ready": True, **probe.snapshot(daemon.app)})
     try:
         while line := (await reader.readline()).decode().strip():
@@ -187,6 +199,13 @@ async def serve(args: argparse.Namespace) -> None:
                 reply({"calls": sorted(daemon.app.calls)})
             elif line == "resync":
                 reply(probe.resync)
+            elif line == "memmark":
+                # Baseline for "memtop" (needs --tracemalloc).
+                gc.collect()
+                memory_mark = tracemalloc.take_snapshot() if tracemalloc.is_tracing() else None
+                reply({"marked": memory_mark is not None})
+            elif line == "memtop":
+                reply({"growth": memory_growth(memory_mark)})
             elif line == "flush":
                 if daemon.writer is not None:
                     await daemon.writer.flush()
@@ -207,7 +226,10 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--tracemalloc", action="store_true", help="for memmark/memtop (slow)")
     args = parser.parse_args()
+    if args.tracemalloc:
+        tracemalloc.start(4)
     logging.basicConfig(level=args.log_level, stream=sys.stderr)
     asyncio.run(serve(args))
 

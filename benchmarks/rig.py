@@ -154,12 +154,17 @@ async def start_simulator(log_path: Path, time_scale: float) -> tuple[ChildProce
 
 
 async def start_daemon(
-    config_path: Path, database_url: str, data_dir: Path, log_path: Path, password: str
+    config_path: Path,
+    database_url: str,
+    data_dir: Path,
+    log_path: Path,
+    password: str,
+    trace_memory: bool = False,
 ) -> tuple[ChildProcess, dict[str, Any]]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(REPO / "benchmarks" / "load_daemon.py"),
         "--config", str(config_path), "--database-url", database_url,
-        "--data-dir", str(data_dir),
+        "--data-dir", str(data_dir), *(["--tracemalloc"] if trace_memory else []),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**24,
         stderr=log_path.open("wb"), env={**os.environ, "PBX_ARI_PASSWORD": password},
     )  # fmt: skip
@@ -304,6 +309,8 @@ class Callers:
     driver: CallerDriver
     mix: Mix
     seed: int = 1
+    # None: every call from a new number; N: callers drawn from N numbers (they call again).
+    caller_pool: int | None = None
     placed: int = 0
     ended: int = 0
     failed_scripts: int = 0
@@ -320,7 +327,8 @@ class Callers:
 
     async def place(self) -> None:
         kind, steps = self.mix.steps(self.rng)
-        number = f"+7916{self.placed:07d}"
+        pool = self.caller_pool
+        number = f"+7916{self.rng.randrange(pool) if pool else self.placed:07d}"
         self.placed += 1
         self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
         try:
@@ -428,6 +436,8 @@ async def rig(
     max_wait: float = 180.0,
     proxy_events: bool = False,
     seed: int = 1,
+    caller_pool: int | None = None,
+    trace_memory: bool = False,
 ) -> AsyncIterator[Rig]:
     """Everything up and connected; torn down on exit."""
     with tempfile.TemporaryDirectory(prefix="pbx-bench-load-") as tmp_name:
@@ -467,7 +477,7 @@ async def rig(
                 yaml.safe_dump(daemon_config(daemon_url, user, members, max_wait))
             )
             daemon, ready = await start_daemon(
-                config_path, db_url, tmp / "data", tmp / "daemon.log", password
+                config_path, db_url, tmp / "data", tmp / "daemon.log", password, trace_memory
             )
             stack.push_async_callback(daemon.stop, "quit", 120.0)
             yield Rig(
@@ -481,7 +491,7 @@ async def rig(
                 daemon=daemon,
                 ready=ready,
                 driver=driver,
-                callers=Callers(driver, mix, seed),
+                callers=Callers(driver, mix, seed, caller_pool=caller_pool),
                 simulator=simulator,
                 proxy=proxy,
             )

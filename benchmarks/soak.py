@@ -27,14 +27,20 @@ async def run(args: argparse.Namespace) -> int:
         talk=(1.0, 3.0), voicemail_talk=(1.0, 2.0), patience=(0.5, 2.0), agent_answers_after=0.2
     )
     async with rig(
-        agents_per_team=args.agents, mix=mix, time_scale=args.time_scale, max_wait=60.0
+        agents_per_team=args.agents,
+        mix=mix,
+        time_scale=args.time_scale,
+        max_wait=60.0,
+        caller_pool=args.callers,
+        trace_memory=args.trace_memory,
     ) as bench:
         for line in bench.describe():
             print(line)
         callers = bench.callers
         pid = bench.daemon.pid
         warm_up = max(args.calls // 10, min(args.calls, 1000))
-        print(f"{args.calls:,} calls, {args.concurrent} at a time, up to {args.rate:g} new/s; "
+        print(f"{args.calls:,} calls from {args.callers:,} numbers, {args.concurrent} at a time, "
+              f"up to {args.rate:g} new/s; "
               f"warm-up {warm_up:,} calls; RSS sampled every {args.sample_every:,} calls",
               flush=True)  # fmt: skip
         samples: list[tuple[int, float, int]] = []
@@ -46,16 +52,23 @@ async def run(args: argparse.Namespace) -> int:
             await callers.pace(args.rate, time.monotonic() + 0.5, args.concurrent)
             if warm_rss is None and callers.placed >= warm_up:
                 warm_rss = rss_bytes(pid)
+                if args.trace_memory:
+                    await bench.daemon.ask("memmark")
                 print(f"  warmed up after {callers.placed:,} calls: RSS "
                       f"{warm_rss / 2**20:.1f} MiB", flush=True)  # fmt: skip
             if callers.placed >= next_sample:
                 next_sample += args.sample_every
+                await bench.snap()  # also empties the probe's latency samples
                 rss = rss_bytes(pid)
                 samples.append((callers.placed, time.monotonic() - started, rss))
                 print(f"  {callers.placed:>9,} calls  {time.monotonic() - started:7.0f} s  "
                       f"RSS {rss / 2**20:7.1f} MiB  live {callers.active}  daemon CPU "
                       f"{cpu_seconds(pid):.0f} s", flush=True)  # fmt: skip
         under_load_rss = rss_bytes(pid)
+        if args.trace_memory:
+            print("  memory growth since the warm-up, by line:")
+            for line in (await bench.daemon.ask("memtop"))["growth"]:
+                print(f"    {line}")
         await callers.wait_all_ended(120)
         deadline = time.monotonic() + 120
         # Polls the daemon's process: nothing in this one to wait on.
@@ -106,6 +119,12 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=60, help="agents per queue (2 queues)")
     parser.add_argument("--time-scale", type=float, default=0.05, help="simulated media speed")
     parser.add_argument("--sample-every", type=int, default=0, help="calls between samples")
+    parser.add_argument(
+        "--callers", type=int, default=5000, help="distinct caller numbers (they call again)"
+    )
+    parser.add_argument(
+        "--trace-memory", action="store_true", help="tracemalloc in the daemon: where it grew"
+    )
     parser.add_argument("--quick", action="store_true", help="2,000 calls")
     args = parser.parse_args()
     if args.quick:
