@@ -16,7 +16,7 @@ After the last level every caller hangs up, the daemon finishes every call, and 
 in PostgreSQL gives the lost calls (must be 0) and the REST requests per call over the run.
 
     python benchmarks/load.py                  # 50 -> 200 -> 800 -> 1,600 at 10 calls/s (~20 min)
-    python benchmarks/load.py --quick          # 20 -> 60 in about 3 minutes (CI-sized)
+    python benchmarks/load.py --quick          # 20 -> 60 in about 4 minutes
     PBX_BENCH_ARI_URL=http://pbx:8088 PBX_BENCH_ARI_PASSWORD=... python benchmarks/load.py
 
 See rig.py for the processes and the real-Asterisk mode.
@@ -85,7 +85,9 @@ async def measure_level(
     started = callers.placed - placed0
     requests = request_delta(end["requests"], start["requests"])
     total_requests = sum(requests.values())
+    slow = sorted(end["lag_by_request"].items(), key=lambda kv: -kv[1]["p99"])[:4]
     result = {
+        "lag_by_request": slow,
         "level": level,
         "live": live,
         "daemon_live": end["active_calls"],
@@ -124,6 +126,8 @@ async def measure_level(
         f"daemon CPU {cpu / elapsed:.0%}, RSS {end['rss'] / 2**20:.0f} MiB",
         flush=True,
     )
+    for key, lag in slow:
+        print(f"      {key}: p99 {ms(lag['p99'])} / max {ms(lag['max'])} ms ({lag['count']})")
     return result
 
 
@@ -264,7 +268,7 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=800, help="agents per queue (2 queues)")
     parser.add_argument("--talk-min", type=float, default=150.0)
     parser.add_argument("--talk-max", type=float, default=300.0)
-    parser.add_argument("--quick", action="store_true", help="20 -> 60 calls, about 3 minutes")
+    parser.add_argument("--quick", action="store_true", help="20 -> 60 calls, about 4 minutes")
     args = parser.parse_args()
     if args.quick:
         args.levels, args.settle, args.window, args.agents = "20,60", 20.0, 15.0, 40

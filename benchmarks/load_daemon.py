@@ -66,6 +66,7 @@ def rss_bytes() -> int:
 class Probe:
     def __init__(self) -> None:
         self.lags: list[float] = []
+        self.lags_by_request: dict[str, list[float]] = {}
         self.requests: Counter[str] = Counter()
         self.max_stall = 0.0
         self.reconnected_at: float | None = None
@@ -87,9 +88,11 @@ class Probe:
             self.max_gc_generation = info.get("generation", -1)
 
     def observe(self, method: str, path: str, lag: float | None) -> None:
-        self.requests[f"{method} {path_template(path)}"] += 1
+        key = f"{method} {path_template(path)}"
+        self.requests[key] += 1
         if lag is not None:
             self.lags.append(lag)
+            self.lags_by_request.setdefault(key, []).append(lag)
 
     async def watch_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -103,6 +106,11 @@ class Probe:
     def snapshot(self, app: CallApplication) -> dict[str, Any]:
         lags = sorted(self.lags)
         self.lags = []
+        by_request, self.lags_by_request = self.lags_by_request, {}
+        slowest = {
+            key: {"count": len(v), "p99": sorted(v)[int(len(v) * 0.99)], "max": max(v)}
+            for key, v in by_request.items()
+        }
         stall, self.max_stall = self.max_stall, 0.0
         gc_pause, self.max_gc_pause = self.max_gc_pause, 0.0
         gc_generation, self.max_gc_generation = self.max_gc_generation, -1
@@ -120,6 +128,7 @@ class Probe:
             "lag_p50": pick(0.5),
             "lag_p99": pick(0.99),
             "lag_max": lags[-1] if lags else None,
+            "lag_by_request": slowest,
             "max_stall": stall,
             "max_gc_pause": gc_pause,
             "max_gc_generation": gc_generation,

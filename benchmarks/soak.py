@@ -38,7 +38,7 @@ async def run(args: argparse.Namespace) -> int:
             print(line)
         callers = bench.callers
         pid = bench.daemon.pid
-        warm_up = max(args.calls // 10, min(args.calls, 1000))
+        warm_up = args.warm_up or max(args.calls // 10, min(args.calls, 1000))
         print(f"{args.calls:,} calls from {args.callers:,} numbers, {args.concurrent} at a time, "
               f"up to {args.rate:g} new/s; "
               f"warm-up {warm_up:,} calls; RSS sampled every {args.sample_every:,} calls",
@@ -121,6 +121,9 @@ def main() -> None:
     parser.add_argument("--sample-every", type=int, default=0, help="calls between samples")
     parser.add_argument(
         "--callers", type=int, default=5000, help="distinct caller numbers (they call again)"
+    )
+    parser.add_argument(
+        "--warm-up", type=int, default=0, help="calls before the reference RSS (default: 10%%)"
     )
     parser.add_argument(
         "--trace-memory", action="store_true", help="tracemalloc in the daemon: where it grew"
