@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -36,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy.engine import make_url
+from rig import database, machine
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from pbx_service.store.embedded import EmbeddedPostgres, asyncpg_dsn, normalize_database_url
+from pbx_service.store.embedded import asyncpg_dsn, normalize_database_url
 from pbx_service.store.migrate import upgrade
 from pbx_service.store.models import Call, CallEvent
 from pbx_service.store.records import CallRecord, Outcome
@@ -314,18 +312,6 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 # -- main ---------------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    model = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"cpu {model}, cores {os.cpu_count()}, python {platform.python_version()}"
-
-
 async def bench(url: str, args: argparse.Namespace, tmp: Path) -> None:
     await upgrade(url)
     conn = await asyncpg.connect(asyncpg_dsn(url))
@@ -414,26 +400,12 @@ async def bench(url: str, args: argparse.Namespace, tmp: Path) -> None:
         print(f"  {'[MET]' if ok else '[MISSED]':8} {text}")
 
 
-async def on_scratch_database(url: str, args: argparse.Namespace, tmp: Path) -> None:
-    """Run in a database of our own on the server of ``url`` (created, then dropped): the
-    benchmark empties its tables, which must never be someone's call log."""
-    name = f"pbx_bench_{os.getpid()}"
-    admin = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        except asyncpg.PostgresError as exc:
-            raise SystemExit(
-                f"cannot create the scratch database {name} ({exc}); the DATABASE_URL user "
-                "needs CREATEDB, or unset DATABASE_URL to use an embedded PostgreSQL"
-            ) from exc
-        args.where = f"DATABASE_URL server, scratch database {name} (dropped afterwards)"
-        try:
-            await bench(make_url(url).set(database=name).render_as_string(False), args, tmp)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+async def run(args: argparse.Namespace, tmp: Path) -> None:
+    """On a scratch database of $DATABASE_URL's server (created, then dropped: the benchmark
+    empties its tables, which must never be someone's call log) or an embedded one."""
+    async with database(tmp) as (url, where):
+        args.where = where
+        await bench(url, args, tmp)
 
 
 def main() -> None:
@@ -453,20 +425,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.calls, args.per_row_calls, args.burst, args.trickle_seconds = 5_000, 500, 2_000, 2.5
-    url = os.environ.get("DATABASE_URL", "").strip()
     with tempfile.TemporaryDirectory(prefix="pbx-bench-calllog-") as tmp_name:
-        tmp = Path(tmp_name)
-        embedded: EmbeddedPostgres | None = None
-        if url:
-            asyncio.run(on_scratch_database(normalize_database_url(url), args, tmp))
-        else:
-            embedded = EmbeddedPostgres()
-            url = embedded.start(tmp / "pg")
-            args.where = "embedded pgserver (fresh data directory)"
-            try:
-                asyncio.run(bench(url, args, tmp))
-            finally:
-                embedded.stop()
+        asyncio.run(run(args, Path(tmp_name)))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import asyncio
 import time
 from typing import Any
 
-from rig import Mix, Rig, cpu_seconds, ms, rig, rss_bytes
+from rig import Mix, Rig, argument_parser, cpu_seconds, ms, print_targets, rig, rss_bytes
 
 TARGET_P99 = 0.020
 TARGET_STALL = 0.050
@@ -164,14 +164,7 @@ async def run(args: argparse.Namespace) -> int:
                     args.min_starts,
                 )
             )
-        print("  all callers hang up ...", flush=True)
-        await bench.callers.hang_up_all()
-        await bench.callers.wait_all_ended(120)
-        deadline = time.monotonic() + 120
-        # Polls the daemon's process: nothing in this one to wait on.
-        while (snap := await bench.snap())["active_calls"] and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.5)
-        summary = await bench.summary()
+        summary, snap = await bench.finish()
         run_seconds = time.monotonic() - run_started
         final = await bench.snap()
         requests: dict[str, int] = final["requests"]
@@ -248,16 +241,11 @@ def report(
         (summary["lost"] == 0 and summary["in_progress"] == 0 and last["active_calls"] == 0,
          f"0 lost calls: {summary['lost']} lost, {summary['in_progress']} not ended"),
     ]  # fmt: skip
-    for ok, text in targets:
-        print(f"  {'[MET]' if ok else '[MISSED]':8} {text}")
+    print_targets(targets)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--levels", default="50,200,800,1600", help="concurrent calls per step")
     parser.add_argument("--rate", type=float, default=10.0, help="new calls per second")
     parser.add_argument("--settle", type=float, default=180.0, help="seconds before measuring")

@@ -25,7 +25,7 @@ import random
 import time
 from typing import Any
 
-from rig import Mix, Rig, ms, rig
+from rig import Mix, Rig, argument_parser, ms, print_targets, rig
 
 
 async def daemon_calls(bench: Rig) -> set[str]:
@@ -108,14 +108,7 @@ async def run(args: argparse.Namespace) -> int:
         waiting = max(args.calls - 2 * args.agents, 0)
         print(f"{args.calls} calls, {2 * args.agents} agents: ~{waiting} callers wait in queues")
         result = await burst(bench, args)
-        print("  all callers hang up ...", flush=True)
-        await bench.callers.hang_up_all()
-        await bench.callers.wait_all_ended(120)
-        deadline = time.monotonic() + 120
-        # Polls the daemon's process: nothing in this one to wait on.
-        while (await bench.snap())["active_calls"] and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.5)
-        summary = await bench.summary()
+        summary, _ = await bench.finish()
 
     gets = result["gets"]
     print(f"\nLive calls before the cut: {result['calls_before']} (daemon vs callers differ "
@@ -138,17 +131,12 @@ async def run(args: argparse.Namespace) -> int:
         (summary["lost"] == 0 and summary["in_progress"] == 0,
          f"0 lost calls afterwards: {summary['lost']} lost, {summary['in_progress']} not ended"),
     ]  # fmt: skip
-    for ok, text in targets:
-        print(f"  {'[MET]' if ok else '[MISSED]':8} {text}")
+    print_targets(targets)
     return 0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--calls", type=int, default=1000, help="live calls when the cut comes")
     parser.add_argument("--agents", type=int, default=400, help="agents per queue (2 queues)")
     parser.add_argument("--hangups", type=int, default=100, help="callers hanging up in the gap")

@@ -12,6 +12,7 @@ callers, PostgreSQL) has its own process and its CPU is measured apart.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -418,6 +419,19 @@ class Rig:
         await self.daemon.ask("flush")
         return await call_summary(self.database_url)
 
+    async def finish(self, hang_up: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Every caller hangs up (or has), the daemon finishes every call: returns the call
+        log's summary and the daemon's last snapshot (``active_calls`` 0 unless stuck)."""
+        if hang_up:
+            print("  all callers hang up ...", flush=True)
+            await self.callers.hang_up_all()
+        await self.callers.wait_all_ended(120)
+        deadline = time.monotonic() + 120
+        # Polls the daemon's process: nothing in this one to wait on.
+        while (last := await self.snap())["active_calls"] and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.5)
+        return await self.summary(), last
+
     def describe(self) -> list[str]:
         server = "the ARI simulator (own process)" if self.on_simulator else self.ari_url
         return [
@@ -495,6 +509,20 @@ async def rig(
                 simulator=simulator,
                 proxy=proxy,
             )
+
+
+def argument_parser(doc: str) -> argparse.ArgumentParser:
+    """A script's parser: its docstring's first paragraph as description, the rest after."""
+    return argparse.ArgumentParser(
+        description=doc.split("\n\n")[0],
+        epilog=doc.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def print_targets(targets: Sequence[tuple[bool, str]]) -> None:
+    for ok, text in targets:
+        print(f"  {'[MET]' if ok else '[MISSED]':8} {text}")
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

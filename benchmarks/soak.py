@@ -17,7 +17,7 @@ import argparse
 import asyncio
 import time
 
-from rig import Mix, cpu_seconds, rig, rss_bytes
+from rig import Mix, argument_parser, cpu_seconds, print_targets, rig, rss_bytes
 
 TARGET_DRIFT = 0.05
 
@@ -69,16 +69,11 @@ async def run(args: argparse.Namespace) -> int:
             print("  memory growth since the warm-up, by line:")
             for line in (await bench.daemon.ask("memtop"))["growth"]:
                 print(f"    {line}")
-        await callers.wait_all_ended(120)
-        deadline = time.monotonic() + 120
-        # Polls the daemon's process: nothing in this one to wait on.
-        while (await bench.snap())["active_calls"] and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.5)
+        elapsed = time.monotonic() - started
+        summary, _ = await bench.finish(hang_up=False)
         await asyncio.sleep(2)
         end_idle_rss = rss_bytes(pid)
-        elapsed = time.monotonic() - started
         cpu = cpu_seconds(pid)
-        summary = await bench.summary()
 
     assert warm_rss is not None
     drift = under_load_rss / warm_rss - 1
@@ -102,17 +97,12 @@ async def run(args: argparse.Namespace) -> int:
         (summary["lost"] == 0 and summary["in_progress"] == 0,
          f"0 lost calls: {summary['lost']} lost, {summary['in_progress']} not ended"),
     ]  # fmt: skip
-    for ok, text in targets:
-        print(f"  {'[MET]' if ok else '[MISSED]':8} {text}")
+    print_targets(targets)
     return 0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--concurrent", type=int, default=100)
     parser.add_argument("--rate", type=float, default=40.0, help="new calls per second, at most")
